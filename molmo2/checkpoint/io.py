@@ -1,0 +1,232 @@
+"""Reading and writing Molmo2 model directories (config.json + sharded safetensors).
+
+Loading is built so that weights exist once in memory: the model is created on the meta device,
+given empty storage in the target dtype, and each tensor is read from its shard and copied into place
+one at a time. Before any weight is read, every shard header is parsed and checked (a truncated shard
+is caught by comparing its declared data size with the file size) and the full key plan is validated,
+so a bad checkpoint fails with a clear message and nothing half-loaded.
+
+Weights are safetensors only; pickles are never loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from molmo2.checkpoint import hf
+from molmo2.config import Molmo2Config
+from molmo2.errors import CheckpointError, ConfigError
+from molmo2.model import Molmo2Model
+
+INDEX_FILE = "model.safetensors.index.json"
+SINGLE_FILE = "model.safetensors"
+# Files that travel with the weights (tokenizer, processor settings, chat template, generation defaults).
+SIDE_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+    "preprocessor_config.json", "video_preprocessor_config.json", "processor_config.json",
+    "chat_template.jinja", "chat_template.json", "generation_config.json",
+)
+_DTYPES = {
+    "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64,
+    "I64": torch.int64, "I32": torch.int32, "U8": torch.uint8, "BOOL": torch.bool,
+}
+
+
+def resolve_model_dir(name_or_path: str | os.PathLike) -> Path:
+    """A local directory as is; otherwise a Hugging Face repo id, downloaded (or found in the local
+    cache when offline) through ``huggingface_hub``."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path
+    name = str(name_or_path)
+    if path.exists() or name.startswith((".", "/", "~")) or name.count("/") != 1:
+        raise CheckpointError(
+            f"model directory {name!r} not found. Pass a local directory holding config.json and "
+            "*.safetensors, or a Hugging Face repo id such as allenai/Molmo2-4B."
+        )
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as e:
+        raise CheckpointError(
+            f"{name!r} is not a local directory and huggingface_hub is not installed; "
+            "pip install 'molmo2[hub]' to download it, or pass a local model directory"
+        ) from e
+    patterns = ["*.json", "*.safetensors", "*.jinja", "*.txt"]
+    try:
+        return Path(snapshot_download(name, allow_patterns=patterns))
+    except Exception as online_error:  # offline, unknown repo, no permission ...
+        try:
+            return Path(snapshot_download(name, allow_patterns=patterns, local_files_only=True))
+        except Exception:
+            raise CheckpointError(
+                f"could not download {name!r} ({type(online_error).__name__}: {online_error}) and it is not "
+                "in the local Hugging Face cache. On a machine with network run "
+                f"`huggingface-cli download {name}` (or set HF_HOME to a cache that has it), "
+                "or pass --model with a local model directory."
+            ) from online_error
+
+
+def read_config(model_dir: Path) -> Molmo2Config:
+    path = model_dir / "config.json"
+    if not path.is_file():
+        raise CheckpointError(f"{model_dir} has no config.json; is it a Molmo2 model directory?")
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path} is not valid JSON: {e}") from e
+    try:
+        return Molmo2Config.from_hf_config(raw)
+    except ConfigError as e:
+        raise CheckpointError(f"{path}: {e}") from e
+
+
+def _shard_files(model_dir: Path) -> list[Path]:
+    index = model_dir / INDEX_FILE
+    if index.is_file():
+        weight_map = json.loads(index.read_text()).get("weight_map", {})
+        files = sorted({model_dir / f for f in weight_map.values()})
+        absent = [f.name for f in files if not f.is_file()]
+        if absent:
+            raise CheckpointError(f"{model_dir}: shards listed in {INDEX_FILE} are missing: {absent}")
+        return files
+    if (model_dir / SINGLE_FILE).is_file():
+        return [model_dir / SINGLE_FILE]
+    if list(model_dir.glob("*.bin")) or list(model_dir.glob("*.pt")):
+        raise CheckpointError(
+            f"{model_dir} holds only pickle weights (*.bin/*.pt); molmo2 loads safetensors only, "
+            "never pickles. Convert them with a trusted tool first."
+        )
+    raise CheckpointError(f"{model_dir} has no {SINGLE_FILE} or {INDEX_FILE}")
+
+
+def read_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """``{name: (dtype, shape)}`` from a safetensors header, checking that the file is whole."""
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            if n > size - 8:
+                raise ValueError("header longer than file")
+            header = json.loads(f.read(n))
+    except (struct.error, ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path} is not a valid safetensors file ({e}); re-download it") from e
+    header.pop("__metadata__", None)
+    end = max((info["data_offsets"][1] for info in header.values()), default=0)
+    if 8 + n + end > size:
+        raise CheckpointError(
+            f"{path} is truncated: its header declares {8 + n + end} bytes but the file has {size}; "
+            "the download or copy was interrupted -- fetch this shard again"
+        )
+    return {name: (info["dtype"], tuple(info["shape"])) for name, info in header.items()}
+
+
+def load_model(
+    model_dir: str | os.PathLike,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+) -> Molmo2Model:
+    """Build a ``Molmo2Model`` from a model directory (hub or transformers layout), strictly."""
+    model_dir = resolve_model_dir(model_dir)
+    cfg = read_config(model_dir)
+    shards = _shard_files(model_dir)
+    where: dict[str, Path] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
+    for shard in shards:
+        for name, (_, shape) in read_header(shard).items():
+            where[name], shapes[name] = shard, shape
+
+    with torch.device("meta"):
+        model = Molmo2Model(cfg)
+    targets = dict(model.named_parameters())
+    plan = hf.plan_load(
+        shapes, {k: tuple(v.shape) for k, v in targets.items()}, cfg.num_vision_blocks_built,
+        cfg.tie_word_embeddings,
+    )
+    model = model.to_empty(device=device).to(dtype)
+    targets = dict(model.named_parameters())
+
+    from safetensors import safe_open
+
+    by_shard: dict[Path, list[hf.Copy]] = {}
+    for step in plan:
+        by_shard.setdefault(where[step.source], []).append(step)
+    done = 0
+    with torch.no_grad():
+        for shard, steps in by_shard.items():
+            with safe_open(shard, framework="pt", device="cpu") as f:
+                for step in steps:
+                    src = f.get_tensor(step.source)
+                    dst = targets[step.target]
+                    if step.row_start is not None:
+                        dst = dst[step.row_start : step.row_start + src.shape[0]]
+                    elif step.target == "lm_head.weight" and step.source == hf.EMBED_PARTS[0]:
+                        dst = dst[: src.shape[0]]  # tied head: base rows of the embedding
+                    dst.copy_(src)
+                    del src
+                    done += 1
+                    if progress:
+                        progress(done, len(plan))
+    return model.eval()
+
+
+def save_pretrained(
+    model: Molmo2Model,
+    out_dir: str | os.PathLike,
+    source_dir: str | os.PathLike | None = None,
+    max_shard_bytes: int = 5 * 2**30,
+    dtype: torch.dtype | None = None,
+) -> Path:
+    """Write ``model`` in the hub layout: config.json, safetensors shards (+ index when sharded), and the
+    tokenizer / processor files copied from ``source_dir`` if given. Written to a temporary directory
+    and renamed, so a crash never leaves a half-written checkpoint."""
+    from safetensors.torch import save_file
+
+    out = Path(out_dir)
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    cfg = model.cfg
+    tensors: dict[str, torch.Tensor] = {}
+    for name, param in model.named_parameters():
+        for hub_name, rows in hf.hub_state_names(name, tuple(param.shape), cfg.text.vocab_size):
+            t = param.detach() if rows is None else param.detach()[rows]
+            tensors[hub_name] = (t.to(dtype) if dtype else t).contiguous().cpu()
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for name in sorted(tensors):
+        nbytes = tensors[name].numel() * tensors[name].element_size()
+        if shards[-1] and size + nbytes > max_shard_bytes:
+            shards.append({})
+            size = 0
+        shards[-1][name] = tensors[name]
+        size += nbytes
+    if len(shards) == 1:
+        save_file(shards[0], tmp / SINGLE_FILE, metadata={"format": "pt"})
+    else:
+        weight_map = {}
+        for i, shard in enumerate(shards):
+            fname = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+            save_file(shard, tmp / fname, metadata={"format": "pt"})
+            weight_map.update({k: fname for k in shard})
+        total = sum(t.numel() * t.element_size() for t in tensors.values())
+        index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
+        (tmp / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
+    (tmp / "config.json").write_text(json.dumps(cfg.to_hf_config(), indent=2) + "\n")
+    if source_dir is not None:
+        for fname in SIDE_FILES:
+            src = Path(source_dir) / fname
+            if src.is_file():
+                shutil.copy2(src, tmp / fname)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out

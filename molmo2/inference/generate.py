@@ -1,0 +1,125 @@
+"""Token generation: one prefill (vision + prompt) into a preallocated KV cache, then one token at a time.
+
+Works on token ids only; the processor owns text and media. Greedy by default; temperature, top-k and
+top-p sampling with an optional seed; stops on EOS, on a caller-supplied stop check (for stop
+strings), or at ``max_new_tokens``. Several prompts run as one left-padded batch; finished rows keep
+stepping with a pad token (cheaper than reshaping the cache) and their output is cut at the stop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from molmo2.model import KVCache, Molmo2Model, VisualInputs
+
+
+@dataclass
+class SamplingParams:
+    max_new_tokens: int = 448
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    top_k: int = 0  # 0 = off
+    seed: int | None = None
+    stop_token_ids: Sequence[int] = ()
+    stop_strings: Sequence[str] = ()
+
+    def validate(self) -> SamplingParams:
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
+        return self
+
+
+@dataclass
+class Generated:
+    token_ids: list[int]
+    finish_reason: str  # "stop" (EOS / stop token / stop string) or "length"
+    stats: dict = field(default_factory=dict)
+
+
+def sample_next(logits_BV: torch.Tensor, p: SamplingParams, generator: torch.Generator | None) -> torch.Tensor:
+    if p.temperature == 0:
+        return logits_BV.argmax(-1)
+    logits = logits_BV.float() / p.temperature
+    if p.top_k:
+        kth = torch.topk(logits, min(p.top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if p.top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        cum = sorted_logits.softmax(-1).cumsum(-1)
+        drop = cum - sorted_logits.softmax(-1) > p.top_p  # keep the smallest prefix reaching top_p
+        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    probs = logits.softmax(-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+@torch.inference_mode()
+def generate(
+    model: Molmo2Model,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    visual: VisualInputs | None = None,
+    params: SamplingParams | None = None,
+    eos_token_id: int | None = None,
+    pad_token_id: int = 0,
+    stop_check: Callable[[list[int]], bool] | None = None,
+    visual_features: torch.Tensor | None = None,
+) -> list[Generated]:
+    """Generate for a batch ``input_ids [B, T]`` (left-padded when ``attention_mask`` has zeros).
+
+    ``stop_check(tokens)`` is called on a row's generated ids after each step (e.g. to detect stop
+    strings in the decoded text); returning True ends that row."""
+    import time
+
+    p = (params or SamplingParams()).validate()
+    device = model.device
+    input_ids = input_ids.to(device)
+    B, T = input_ids.shape
+    if attention_mask is not None:
+        attention_mask = attention_mask.to(device)
+        if bool(attention_mask.all()):
+            attention_mask = None
+    stops = set(p.stop_token_ids) | ({eos_token_id} if eos_token_id is not None else set())
+    generator = None
+    if p.seed is not None:
+        generator = torch.Generator(device=device).manual_seed(p.seed)
+
+    cache = KVCache(model.cfg.text, B, T + p.max_new_tokens, model.dtype, device)
+    t0 = time.perf_counter()
+    logits = model(input_ids, visual=visual.to(device) if visual is not None else None,
+                   attention_mask=attention_mask, cache=cache, visual_features=visual_features,
+                   logits_to_keep=1)[:, -1]
+    t_prefill = time.perf_counter() - t0
+    outputs: list[list[int]] = [[] for _ in range(B)]
+    reasons = ["length"] * B
+    done = torch.zeros(B, dtype=torch.bool, device=device)
+    for step in range(p.max_new_tokens):
+        next_ids = sample_next(logits, p, generator)
+        next_ids = torch.where(done, torch.full_like(next_ids, pad_token_id), next_ids)
+        for b, tok in enumerate(next_ids.tolist()):
+            if done[b]:
+                continue
+            if tok in stops:
+                done[b], reasons[b] = True, "stop"
+                continue
+            outputs[b].append(tok)
+            if stop_check is not None and stop_check(outputs[b]):
+                done[b], reasons[b] = True, "stop"
+        if bool(done.all()) or step == p.max_new_tokens - 1:
+            break
+        if attention_mask is not None:
+            attention_mask = torch.cat([attention_mask, attention_mask.new_ones(B, 1)], dim=1)
+        logits = model(next_ids[:, None], attention_mask=attention_mask, cache=cache)[:, -1]
+    elapsed = time.perf_counter() - t0
+    n_new = sum(len(o) for o in outputs)
+    stats = {"prefill_s": t_prefill, "decode_s": elapsed - t_prefill, "prompt_tokens": T, "new_tokens": n_new}
+    return [Generated(o, r, stats) for o, r in zip(outputs, reasons)]

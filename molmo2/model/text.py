@@ -1,0 +1,179 @@
+"""The text backbone: Qwen3-style (Molmo2-4B/8B) and OLMo-style (Molmo2-O-7B) decoders in one module.
+
+Differences between the two are three switches of ``TextConfig``:
+
+* ``norm_after``: pre-norm blocks (Qwen3) or OLMo-2/3 post-norm blocks (norm applied to each sublayer's
+  output before the residual add);
+* ``qk_norm_type``: RMSNorm per head over ``head_dim`` (qwen3) or over the full q/k projection (olmo);
+* ``rope_scaling`` + ``rope_scaling_layers``: YaRN on chosen layers only, plain RoPE elsewhere (O-7B).
+
+Projections are fused as the checkpoints store them: ``qkv`` = [q | k | v], ``up_gate`` = [up | gate].
+The embedding table holds the base vocabulary plus Molmo2's extra tokens; the LM head covers only the
+base vocabulary. RoPE is applied in fp32. A preallocated ``KVCache`` serves incremental decoding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from molmo2.config import TextConfig
+from molmo2.model.attention import attend
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * xf.to(x.dtype)
+
+
+def rope_inv_freq(cfg: TextConfig, scaled: bool) -> tuple[torch.Tensor, float]:
+    """Inverse frequencies ``[head_dim/2]`` and the cos/sin multiplier, for plain RoPE or YaRN."""
+    dim, base = cfg.head_dim, cfg.rope_theta
+    pos_freqs = base ** (torch.arange(0, dim, 2, dtype=torch.float32, device="cpu") / dim)
+    rs = cfg.rope_scaling
+    if not scaled or rs is None or rs.get("rope_type", "default") == "default":
+        return 1.0 / pos_freqs, 1.0
+    # YaRN (Peng et al. 2023): blend interpolated and extrapolated frequencies by a linear ramp over dims.
+    factor = rs.get("factor") or cfg.max_position_embeddings / rs["original_max_position_embeddings"]
+    attention_factor = rs.get("attention_factor")
+    if attention_factor is None:
+        attention_factor = 0.1 * math.log(factor) + 1.0 if factor > 1 else 1.0
+    beta_fast, beta_slow = rs.get("beta_fast") or 32, rs.get("beta_slow") or 1
+    original = rs["original_max_position_embeddings"]
+
+    def correction_dim(num_rotations: float) -> float:
+        return dim * math.log(original / (num_rotations * 2 * math.pi)) / (2 * math.log(base))
+
+    low, high = correction_dim(beta_fast), correction_dim(beta_slow)
+    if rs.get("truncate", True):
+        low, high = math.floor(low), math.ceil(high)
+    low, high = max(low, 0), min(high, dim - 1)
+    if low == high:
+        high += 0.001
+    ramp = ((torch.arange(dim // 2, dtype=torch.float32, device="cpu") - low) / (high - low)).clamp(0, 1)
+    extrapolation = 1 - ramp
+    inv_freq = (1.0 / (factor * pos_freqs)) * (1 - extrapolation) + (1.0 / pos_freqs) * extrapolation
+    return inv_freq, float(attention_factor)
+
+
+def apply_rope(x_BHTD: torch.Tensor, cos_BTD: torch.Tensor, sin_BTD: torch.Tensor) -> torch.Tensor:
+    xf = x_BHTD.float()
+    half = xf.shape[-1] // 2
+    rotated = torch.cat((-xf[..., half:], xf[..., :half]), dim=-1)
+    return (xf * cos_BTD[:, None] + rotated * sin_BTD[:, None]).to(x_BHTD.dtype)
+
+
+class KVCache:
+    """Preallocated keys/values for every layer: ``[L, B, KV, max_len, D]``. ``length`` counts cached
+    positions; a forward writes at ``length`` and ``advance`` moves it once all layers are done."""
+
+    def __init__(self, cfg: TextConfig, batch: int, max_len: int, dtype: torch.dtype, device: torch.device):
+        shape = (cfg.num_layers, batch, cfg.num_kv_heads, max_len, cfg.head_dim)
+        self.k = torch.empty(shape, dtype=dtype, device=device)
+        self.v = torch.empty(shape, dtype=dtype, device=device)
+        self.max_len = max_len
+        self.length = 0
+
+    def update(self, layer: int, k_BKTD: torch.Tensor, v_BKTD: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        start, end = self.length, self.length + k_BKTD.shape[2]
+        if end > self.max_len:
+            raise ValueError(f"KV cache holds {self.max_len} positions; {end} needed")
+        self.k[layer, :, :, start:end] = k_BKTD
+        self.v[layer, :, :, start:end] = v_BKTD
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+    def advance(self, n: int) -> None:
+        self.length += n
+
+    def select(self, batch_idx: torch.Tensor) -> None:
+        """Keep only the given batch rows (drop finished sequences)."""
+        self.k, self.v = self.k[:, batch_idx], self.v[:, batch_idx]
+
+
+class TextAttention(nn.Module):
+    def __init__(self, cfg: TextConfig, layer: int):
+        super().__init__()
+        self.layer = layer
+        self.num_heads, self.num_kv, self.head_dim = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+        q_dim, kv_dim = cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim
+        self.split = (q_dim, kv_dim, kv_dim)
+        self.qkv = nn.Linear(cfg.hidden_size, q_dim + 2 * kv_dim, bias=cfg.qkv_bias)
+        self.out = nn.Linear(q_dim, cfg.hidden_size, bias=False)
+        self.per_head_norm = cfg.qk_norm_type == "qwen3"
+        self.q_norm = RMSNorm(cfg.head_dim if self.per_head_norm else q_dim, cfg.rms_norm_eps)
+        self.k_norm = RMSNorm(cfg.head_dim if self.per_head_norm else kv_dim, cfg.rms_norm_eps)
+
+    def forward(self, x_BTD, cos, sin, mask, cache: KVCache | None) -> torch.Tensor:
+        B, T, _ = x_BTD.shape
+        q, k, v = self.qkv(x_BTD).split(self.split, dim=-1)
+        if not self.per_head_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        q = q.view(B, T, self.num_heads, self.head_dim)
+        k = k.view(B, T, self.num_kv, self.head_dim)
+        if self.per_head_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k = apply_rope(q.transpose(1, 2), cos, sin), apply_rope(k.transpose(1, 2), cos, sin)
+        v = v.view(B, T, self.num_kv, self.head_dim).transpose(1, 2)
+        if cache is not None:
+            k, v = cache.update(self.layer, k, v)
+        out = attend(q, k, v, mask)
+        return self.out(out.transpose(1, 2).reshape(B, T, -1))
+
+
+class TextBlock(nn.Module):
+    def __init__(self, cfg: TextConfig, layer: int):
+        super().__init__()
+        self.norm_after = cfg.norm_after
+        self.attn = TextAttention(cfg, layer)
+        self.attn_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.ff_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.up_gate = nn.Linear(cfg.hidden_size, 2 * cfg.intermediate_size, bias=False)
+        self.down = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
+
+    def mlp(self, x: torch.Tensor) -> torch.Tensor:
+        up, gate = self.up_gate(x).chunk(2, dim=-1)
+        return self.down(F.silu(gate) * up)
+
+    def forward(self, x, cos, sin, mask, cache):
+        if self.norm_after:
+            x = x + self.attn_norm(self.attn(x, cos, sin, mask, cache))
+            return x + self.ff_norm(self.mlp(x))
+        x = x + self.attn(self.attn_norm(x), cos, sin, mask, cache)
+        return x + self.mlp(self.ff_norm(x))
+
+
+class TextModel(nn.Module):
+    def __init__(self, cfg: TextConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Parameter(torch.zeros(cfg.vocab_size + cfg.additional_vocab_size, cfg.hidden_size))
+        self.blocks = nn.ModuleList(TextBlock(cfg, i) for i in range(cfg.num_layers))
+        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        scaled_layers = cfg.rope_scaling_layers
+        self.layer_scaled = [scaled_layers is None or i in scaled_layers for i in range(cfg.num_layers)]
+        self.rope = {flag: rope_inv_freq(cfg, flag) for flag in set(self.layer_scaled)}
+
+    def embed_tokens(self, input_ids_BT: torch.Tensor) -> torch.Tensor:
+        return F.embedding(input_ids_BT.clamp(min=0), self.embed)
+
+    def forward(self, x_BTD: torch.Tensor, position_ids_BT: torch.Tensor, mask, cache: KVCache | None = None):
+        rope = {}
+        for flag, (inv_freq, factor) in self.rope.items():
+            freqs = position_ids_BT[..., None].float() * inv_freq.to(x_BTD.device)
+            emb = torch.cat((freqs, freqs), dim=-1)
+            rope[flag] = (emb.cos() * factor, emb.sin() * factor)
+        for block, scaled in zip(self.blocks, self.layer_scaled):
+            x_BTD = block(x_BTD, *rope[scaled], mask, cache)
+        if cache is not None:
+            cache.advance(x_BTD.shape[1])
+        return self.norm(x_BTD)
