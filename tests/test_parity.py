@@ -1,0 +1,208 @@
+"""Number-for-number parity with transformers' native Molmo2 (the oracle), per component and end to end,
+for both backbones, on checkpoints in the transformers layout and in the released hub layout."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from molmo2.checkpoint import load_model, save_pretrained
+from molmo2.inference import SamplingParams, generate
+from molmo2.model import VisualInputs
+from molmo2.processing import Molmo2Processor
+
+ATOL = 1e-4
+
+
+def _images():
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(100, 40), (56, 56), (20, 300)]]
+
+
+def _frames():
+    rng = np.random.default_rng(1)
+    return rng.integers(0, 256, (5, 48, 64, 3), dtype=np.uint8), [0.0, 0.5, 1.0, 1.5, 1.9]
+
+
+def _message(n_images=0, video=False, text="Point to the dogs."):
+    content = [{"type": "image"} for _ in range(n_images)] + ([{"type": "video"}] if video else [])
+    return [{"role": "user", "content": content + [{"type": "text", "text": text}]}]
+
+
+CASES = {
+    "text": dict(n_images=0),
+    "one_image": dict(n_images=1),
+    "three_images": dict(n_images=3),
+    "video": dict(video=True),
+}
+
+
+def _encode(proc: Molmo2Processor, case: str):
+    spec = CASES[case]
+    prompt = proc.render(_message(**spec))
+    if spec.get("video"):
+        frames, ts = _frames()
+        return proc.encode(prompt, video_frames=frames, timestamps=ts)
+    return proc.encode(prompt, _images()[: spec.get("n_images", 0)])
+
+
+def _reference_inputs(enc, cfg, video: bool):
+    ids = enc.input_ids[None]
+    kwargs = {"input_ids": ids, "mm_token_type_ids": torch.isin(ids, torch.tensor(cfg.visual_token_ids)).long()}
+    if enc.pixel_values is not None:
+        grids = torch.tensor([[enc.num_visual_tokens, 1, 0, 0]])  # transformers uses grids only to split
+        if video:
+            kwargs.update(pixel_values_videos=enc.pixel_values, video_token_pooling=enc.pooling,
+                          video_grids=torch.tensor([[enc.num_visual_tokens, 1, 1]]))
+        else:
+            kwargs.update(pixel_values=enc.pixel_values, image_token_pooling=enc.pooling, image_grids=grids)
+    return kwargs
+
+
+@pytest.fixture(scope="module")
+def loaded(reference):
+    backbone, ref, ckpt = reference
+    return backbone, ref, load_model(ckpt), Molmo2Processor.from_pretrained(ckpt)
+
+
+def test_vision_features_match(loaded):
+    _, ref, ours, proc = loaded
+    enc = _encode(proc, "three_images")
+    with torch.no_grad():
+        out = ref.model.vision_tower(enc.pixel_values, output_hidden_states=True)
+        layers = ref.config.adapter_config.vision_feature_layer
+        want = torch.cat([out.hidden_states[i + 1 if i >= 0 else i] for i in layers], -1)
+        got = ours.vision_features(enc.pixel_values)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, atol=ATOL, rtol=0)
+
+
+def test_connector_output_matches(loaded):
+    _, ref, ours, proc = loaded
+    enc = _encode(proc, "three_images")
+    with torch.no_grad():
+        feats = ours.vision_features(enc.pixel_values)
+        want = ref.model.multi_modal_projector(feats, enc.pooling).last_hidden_state
+        got = ours.connector(feats.reshape(-1, feats.shape[-1]), enc.pooling)
+    assert got.shape == want.shape == (enc.num_visual_tokens, ours.cfg.text.hidden_size)
+    torch.testing.assert_close(got, want, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_logits_and_greedy_tokens_match(loaded, case):
+    _, ref, ours, proc = loaded
+    enc = _encode(proc, case)
+    video = CASES[case].get("video", False)
+    kwargs = _reference_inputs(enc, ours.cfg, video)
+    visual = VisualInputs(enc.pixel_values, enc.pooling) if enc.pixel_values is not None else None
+    with torch.no_grad():
+        want = ref(**kwargs).logits
+        got = ours(enc.input_ids[None], visual)
+    assert got.shape == want.shape
+    assert (got - want).abs().max().item() <= ATOL
+    assert want.std() > 0.1  # the random model is not degenerate: logits actually vary
+
+    ref_tokens = ref.generate(**kwargs, max_new_tokens=32, min_new_tokens=32, do_sample=False)[0, enc.input_ids.shape[0]:]
+    ours_tokens = generate(ours, enc.input_ids[None], visual=visual, params=SamplingParams(max_new_tokens=32))[0]
+    assert ours_tokens.token_ids == ref_tokens.tolist()
+
+
+def test_visual_features_change_the_answer(loaded):
+    """Guards the parity tests against a model that ignores pixels."""
+    _, _, ours, proc = loaded
+    enc = _encode(proc, "one_image")
+    with torch.no_grad():
+        a = ours(enc.input_ids[None], VisualInputs(enc.pixel_values, enc.pooling))
+        b = ours(enc.input_ids[None], VisualInputs(torch.zeros_like(enc.pixel_values), enc.pooling))
+    assert (a - b).abs().max() > 1e-2
+
+
+def test_batched_generation_matches_single(loaded):
+    _, _, ours, proc = loaded
+    encs = [_encode(proc, c) for c in ("text", "one_image", "three_images")]
+    batch = proc.collate(encs)
+    visual = VisualInputs(batch.pixel_values, batch.pooling)
+    together = generate(ours, batch.input_ids, batch.attention_mask, visual, SamplingParams(max_new_tokens=12))
+    for enc, got in zip(encs, together):
+        v = VisualInputs(enc.pixel_values, enc.pooling) if enc.pixel_values is not None else None
+        alone = generate(ours, enc.input_ids[None], visual=v, params=SamplingParams(max_new_tokens=12))[0]
+        assert got.token_ids == alone.token_ids
+
+
+def _to_hub_layout(src, dst, cfg) -> None:
+    """Rewrite a transformers-saved checkpoint the way the released repos store it: the embedding split
+    into [vocab] + [extra] rows, two shards with an index, and the remote-code config.json."""
+    tensors = load_file(src / "model.safetensors")
+    emb = torch.cat([tensors.pop("model.transformer.wte.embedding"), tensors.pop("model.transformer.wte.new_embedding")])
+    V = cfg.text.vocab_size
+    tensors["model.transformer.wte.embedding"] = emb[:V].clone()
+    tensors["model.transformer.wte.new_embedding"] = emb[V:].clone()
+    names = sorted(tensors)
+    half = len(names) // 2
+    dst.mkdir()
+    weight_map = {}
+    for i, part in enumerate([names[:half], names[half:]]):
+        fname = f"model-0000{i + 1}-of-00002.safetensors"
+        save_file({k: tensors[k] for k in part}, dst / fname)
+        weight_map.update({k: fname for k in part})
+    (dst / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    hub = cfg.to_hf_config()
+    assert "vit_config" in hub and "vit_layers" in hub["adapter_config"] and "qkv_bias" in hub["text_config"]
+    (dst / "config.json").write_text(json.dumps(hub))
+    for f in src.iterdir():
+        if f.suffix != ".safetensors" and f.name != "config.json":
+            (dst / f.name).write_bytes(f.read_bytes())
+
+
+def test_hub_layout_checkpoint_matches_reference(reference, tmp_path):
+    backbone, ref, ckpt = reference
+    from conftest import tiny_config
+
+    hub_dir = tmp_path / "hub"
+    _to_hub_layout(ckpt, hub_dir, tiny_config(backbone))
+    ours = load_model(hub_dir)
+    proc = Molmo2Processor.from_pretrained(hub_dir)
+    for case in ("text", "one_image"):
+        enc = _encode(proc, case)
+        kwargs = _reference_inputs(enc, ours.cfg, False)
+        visual = VisualInputs(enc.pixel_values, enc.pooling) if enc.pixel_values is not None else None
+        with torch.no_grad():
+            assert (ours(enc.input_ids[None], visual) - ref(**kwargs).logits).abs().max() <= ATOL
+    # saving writes the hub layout back exactly
+    out = save_pretrained(ours, tmp_path / "resaved", source_dir=hub_dir)
+    orig = {}
+    for f in hub_dir.glob("*.safetensors"):
+        orig.update(load_file(f))
+    again = load_file(out / "model.safetensors")
+    assert sorted(orig) == sorted(again)
+    for k in orig:
+        assert torch.equal(orig[k], again[k]), k
+    assert json.loads((out / "config.json").read_text()) == json.loads((hub_dir / "config.json").read_text())
+
+
+def test_round_trip_and_sharding(reference, tmp_path):
+    _, _, ckpt = reference
+    a = load_model(ckpt)
+    out = save_pretrained(a, tmp_path / "sharded", source_dir=ckpt, max_shard_bytes=20_000)
+    assert (out / "model.safetensors.index.json").is_file() and len(list(out.glob("*.safetensors"))) > 2
+    b = load_model(out)
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_bf16_load_runs_close_to_fp32(reference):
+    _, _, ckpt = reference
+    f32, b16 = load_model(ckpt), load_model(ckpt, dtype=torch.bfloat16)
+    assert b16.dtype == torch.bfloat16
+    proc = Molmo2Processor.from_pretrained(ckpt)
+    enc = _encode(proc, "one_image")
+    v = VisualInputs(enc.pixel_values, enc.pooling)
+    with torch.no_grad():
+        a, b = f32(enc.input_ids[None], v), b16(enc.input_ids[None], v).float()
+    assert torch.isfinite(b).all()
+    assert (a - b).abs().max() < 0.15 * a.abs().max()
