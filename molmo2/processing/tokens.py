@@ -187,3 +187,22 @@ def render_chat(template: str, messages: list[dict], add_generation_prompt: bool
                                                   **extra)
     except TemplateError as e:
         raise ValueError(f"could not render the chat: {e}") from e
+
+
+def extend_base_tokenizer(base_tokenizer_json: str | Path, pad_to: int):
+    """A Molmo2 tokenizer from a base LLM tokenizer: pad with ``|<EXTRA_TOKENS_i>|`` up to ``pad_to``
+    (the LLM's vocab_size), then append Molmo2's tokens so they get ids ``pad_to, pad_to + 1, ...`` in
+    the released order. Returns a ``tokenizers.Tokenizer``."""
+    from tokenizers import AddedToken
+    from tokenizers import Tokenizer as HFTokenizer
+
+    tok = HFTokenizer.from_file(str(base_tokenizer_json))
+    n = tok.get_vocab_size(with_added_tokens=True)
+    if n > pad_to:
+        raise ValueError(f"the base tokenizer has {n} tokens, more than pad_to={pad_to}")
+    tok.add_special_tokens([AddedToken(f"|<EXTRA_TOKENS_{i}>|", special=True, normalized=False)
+                            for i in range(pad_to - n)])
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in VISUAL_TOKENS])
+    for k, t in enumerate(VISUAL_TOKENS):
+        assert tok.token_to_id(t) == pad_to + k, (t, tok.token_to_id(t))
+    return tok
