@@ -40,7 +40,7 @@ def load_image(image: ImageLike) -> np.ndarray:
     if isinstance(image, Image.Image):
         if image.width == 0 or image.height == 0:
             raise MediaError(f"{source} has no pixels ({image.width}x{image.height})")
-        arr = np.asarray(image.convert("RGB"))
+        arr = np.array(image.convert("RGB"))
     elif isinstance(image, np.ndarray):
         arr = image
         if arr.ndim == 2:
