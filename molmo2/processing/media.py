@@ -37,9 +37,15 @@ def load_image(image: ImageLike) -> np.ndarray:
                 f"could not decode {source} as an image ({e}); supported formats are those Pillow reads "
                 "(PNG, JPEG, WebP, GIF, BMP, TIFF ...)"
             ) from e
+    if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[-1] == 4 and image.dtype == np.uint8:
+        image = Image.fromarray(image, "RGBA")
     if isinstance(image, Image.Image):
         if image.width == 0 or image.height == 0:
             raise MediaError(f"{source} has no pixels ({image.width}x{image.height})")
+        if "A" in image.getbands() or image.info.get("transparency") is not None:
+            # transparency is composited onto white, as the reference processor does
+            rgba = image.convert("RGBA")
+            image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
         arr = np.array(image.convert("RGB"))
     elif isinstance(image, np.ndarray):
         arr = image
