@@ -91,3 +91,10 @@ def test_missing_shard_in_index(ckpt):
     (ckpt / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"a": "model-1.safetensors"}}))
     with pytest.raises(CheckpointError, match="missing"):
         load_model(ckpt)
+
+
+def test_offline_repo_id_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(CheckpointError, match="huggingface-cli download allenai/Molmo2-4B"):
+        resolve_model_dir("allenai/Molmo2-4B")
