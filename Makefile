@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 TORCH   ?= torch==2.13.0
 STAMP   := $(VENV)/.installed
 
-.PHONY: install test test-all demo bench lint golden clean
+.PHONY: install test test-all demo bench bench-ref-venv lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -29,10 +29,17 @@ demo: $(STAMP)
 	@echo "make demo runs the shipped tiny-shapes model, which is not trained yet (issue: tiny-shapes)."
 	@echo "Until then, try the low-level CLI on a checkpoint directory: $(BIN)/molmo2 generate --model DIR --prompt '...'"
 
-bench: $(STAMP)
+bench: $(STAMP) bench-ref-venv
 	$(BIN)/python bench/bench_model.py
-	$(BIN)/python bench/bench_video.py
 	$(BIN)/python bench/bench_load.py
+	MOLMO2_REF_PYTHON=.venv-ref/bin/python $(BIN)/python bench/bench_video.py
+
+# transformers' video processor needs torchvision (a 5.5 GB CUDA build that runs on CPU); benchmarks only.
+bench-ref-venv: .venv-ref/bin/python
+.venv-ref/bin/python:
+	$(PY) -m venv .venv-ref
+	.venv-ref/bin/pip install -q torch==2.14.1 torchvision==0.29.1
+	.venv-ref/bin/pip install -q transformers==5.23.0 safetensors pillow numpy av
 
 lint: $(STAMP)
 	$(BIN)/ruff check molmo2 tests bench scripts

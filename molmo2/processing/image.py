@@ -153,10 +153,10 @@ def frames_to_patches(frames_THWC: np.ndarray | torch.Tensor, s: ImageSettings) 
     T = frames.shape[0]
     n = s.patches_per_side
     ph, pw = s.video_pooling_size
-    patches = torch.cat(
-        [patchify(resize_normalize(frames[i : i + 8], s.crop_size, s.crop_size, s), s.patch_size)
-         for i in range(0, T, 8)]
-    )  # chunks of 8 frames bound the float working set
+    # written chunk by chunk into one preallocated tensor: the float working set stays at 8 frames
+    patches = torch.empty((T, n * n, s.patch_size * s.patch_size * 3), dtype=torch.float32)
+    for i in range(0, T, 8):
+        patches[i : i + 8] = patchify(resize_normalize(frames[i : i + 8], s.crop_size, s.crop_size, s), s.patch_size)
     win = pool_windows(torch.arange(n * n, dtype=torch.int32).reshape(n, n), ph, pw)
     rows, cols = win.shape[:2]
     win = win.reshape(1, rows * cols, ph * pw).long()
