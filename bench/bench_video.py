@@ -92,7 +92,6 @@ def _molmo2_setup() -> None:
     import av  # noqa: F401
 
     import molmo2.processing.image  # noqa: F401
-
     import molmo2.processing.video  # noqa: F401
 
 

@@ -106,8 +106,9 @@ def _shard_files(model_dir: Path) -> list[Path]:
     raise CheckpointError(f"{model_dir} has no {SINGLE_FILE} or {INDEX_FILE}")
 
 
-def read_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
-    """``{name: (dtype, shape)}`` from a safetensors header, checking that the file is whole."""
+def read_header(path: Path) -> dict[str, tuple[str, tuple[int, ...], int]]:
+    """``{name: (dtype, shape, file offset of the data)}`` from a safetensors header, checking that the
+    file is whole."""
     size = path.stat().st_size
     try:
         with open(path, "rb") as f:
@@ -124,7 +125,42 @@ def read_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
             f"{path} is truncated: its header declares {8 + n + end} bytes but the file has {size}; "
             "the download or copy was interrupted -- fetch this shard again"
         )
-    return {name: (info["dtype"], tuple(info["shape"])) for name, info in header.items()}
+    unknown = {info["dtype"] for info in header.values()} - set(_DTYPES)
+    if unknown:
+        raise CheckpointError(f"{path} holds tensors of unsupported dtypes {sorted(unknown)}")
+    return {name: (info["dtype"], tuple(info["shape"]), 8 + n + info["data_offsets"][0])
+            for name, info in header.items()}
+
+
+_CHUNK_BYTES = 16 * 2**20
+
+
+def _fill(f, buf: torch.Tensor) -> None:
+    """``readinto`` until ``buf`` is full (one read(2) returns at most ~2 GiB)."""
+    view = memoryview(buf.view(-1).view(torch.uint8).numpy())
+    got = 0
+    while got < len(view):
+        n = f.readinto(view[got:])
+        if not n:
+            raise CheckpointError(f"{f.name} ended early while reading weights; fetch this shard again")
+        got += n
+
+
+def _read_into(f, offset: int, src_dtype: torch.dtype, shape: tuple[int, ...], dst: torch.Tensor) -> None:
+    """Read one tensor from an open shard straight into ``dst`` (no mmap, so no resident copy of the
+    shard); a dtype change goes through a bounded scratch buffer."""
+    f.seek(offset)
+    if dst.dtype == src_dtype and dst.is_contiguous():
+        _fill(f, dst)
+        return
+    rows = shape[0] if shape else 1
+    row_elems = max(1, dst.numel() // max(rows, 1))
+    step = max(1, _CHUNK_BYTES // (row_elems * torch.empty((), dtype=src_dtype).element_size()))
+    flat = dst.reshape(rows, row_elems) if shape else dst.reshape(1, 1)
+    for r in range(0, rows, step):
+        scratch = torch.empty((min(step, rows - r), row_elems), dtype=src_dtype)
+        _fill(f, scratch)
+        flat[r : r + scratch.shape[0]].copy_(scratch)
 
 
 def load_model(
@@ -137,11 +173,11 @@ def load_model(
     model_dir = resolve_model_dir(model_dir)
     cfg = read_config(model_dir)
     shards = _shard_files(model_dir)
-    where: dict[str, Path] = {}
+    where: dict[str, tuple[Path, str, int]] = {}
     shapes: dict[str, tuple[int, ...]] = {}
     for shard in shards:
-        for name, (_, shape) in read_header(shard).items():
-            where[name], shapes[name] = shard, shape
+        for name, (dtype_name, shape, offset) in read_header(shard).items():
+            where[name], shapes[name] = (shard, dtype_name, offset), shape
 
     with torch.device("meta"):
         model = Molmo2Model(cfg)
@@ -153,24 +189,22 @@ def load_model(
     model = model.to_empty(device=device).to(dtype)
     targets = dict(model.named_parameters())
 
-    from safetensors import safe_open
-
     by_shard: dict[Path, list[hf.Copy]] = {}
     for step in plan:
-        by_shard.setdefault(where[step.source], []).append(step)
+        by_shard.setdefault(where[step.source][0], []).append(step)
     done = 0
     with torch.no_grad():
         for shard, steps in by_shard.items():
-            with safe_open(shard, framework="pt", device="cpu") as f:
-                for step in steps:
-                    src = f.get_tensor(step.source)
+            with open(shard, "rb", buffering=0) as f:
+                for step in sorted(steps, key=lambda st: where[st.source][2]):
+                    _, dtype_name, offset = where[step.source]
+                    shape = shapes[step.source]
                     dst = targets[step.target]
                     if step.row_start is not None:
-                        dst = dst[step.row_start : step.row_start + src.shape[0]]
+                        dst = dst[step.row_start : step.row_start + shape[0]]
                     elif step.target == "lm_head.weight" and step.source == hf.EMBED_PARTS[0]:
-                        dst = dst[: src.shape[0]]  # tied head: base rows of the embedding
-                    dst.copy_(src)
-                    del src
+                        dst = dst[: shape[0]]  # tied head: base rows of the embedding
+                    _read_into(f, offset, _DTYPES[dtype_name], shape, dst)
                     done += 1
                     if progress:
                         progress(done, len(plan))

@@ -8,6 +8,8 @@ stepping with a pad token (cheaper than reshaping the cache) and their output is
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -78,8 +80,6 @@ def generate(
 
     ``stop_check(tokens)`` is called on a row's generated ids after each step (e.g. to detect stop
     strings in the decoded text); returning True ends that row."""
-    import time
-
     p = (params or SamplingParams()).validate()
     device = model.device
     input_ids = input_ids.to(device)
@@ -102,6 +102,21 @@ def generate(
     outputs: list[list[int]] = [[] for _ in range(B)]
     reasons = ["length"] * B
     done = torch.zeros(B, dtype=torch.bool, device=device)
+    # oneDNN's single-row bf16 matmul is ~2.5x slower than PyTorch's own CPU kernel (measured in
+    # bench/bench_model.py); the prefill keeps oneDNN, where it is much faster.
+    slow_onednn = device.type == "cpu" and model.dtype == torch.bfloat16 and B == 1
+    with torch.backends.mkldnn.flags(enabled=False) if slow_onednn else contextlib.nullcontext():
+        _decode_loop(model, p, logits, attention_mask, cache, outputs, reasons, done, stops, generator,
+                     pad_token_id, stop_check)
+    elapsed = time.perf_counter() - t0
+    n_new = sum(len(o) for o in outputs)
+    stats = {"prefill_s": t_prefill, "decode_s": elapsed - t_prefill, "prompt_tokens": T, "new_tokens": n_new}
+    return [Generated(o, r, stats) for o, r in zip(outputs, reasons)]
+
+
+def _decode_loop(model, p, logits, attention_mask, cache, outputs, reasons, done, stops, generator,
+                 pad_token_id, stop_check) -> None:
+    B = len(outputs)
     for step in range(p.max_new_tokens):
         next_ids = sample_next(logits, p, generator)
         next_ids = torch.where(done, torch.full_like(next_ids, pad_token_id), next_ids)
@@ -119,7 +134,3 @@ def generate(
         if attention_mask is not None:
             attention_mask = torch.cat([attention_mask, attention_mask.new_ones(B, 1)], dim=1)
         logits = model(next_ids[:, None], attention_mask=attention_mask, cache=cache)[:, -1]
-    elapsed = time.perf_counter() - t0
-    n_new = sum(len(o) for o in outputs)
-    stats = {"prefill_s": t_prefill, "decode_s": elapsed - t_prefill, "prompt_tokens": T, "new_tokens": n_new}
-    return [Generated(o, r, stats) for o, r in zip(outputs, reasons)]

@@ -56,8 +56,9 @@ _SEEK_MIN_SKIP_FRAMES = 8
 # Without a keyframe index, seek only over gaps longer than this and than twice the keyframe spacing
 # seen so far (otherwise the seek may land on a keyframe behind the current position).
 _BLIND_SEEK_S = 3.0
-# FFmpeg decoder threads. On 2 cores, frame threading made the 2 fps decode ~15% slower (wall; more
-# CPU, and a deeper pipeline to flush at every seek), so it is used only on machines with more cores.
+# FFmpeg decoder threads. On 2 cores, frame threading ("AUTO"/"FRAME") made the 2 fps decode 10-20%
+# slower in wall time than slice threading (PyAV's default), and no threads was slower still; frame
+# threading (a deeper pipeline, flushed at every seek) is used only with more cores (unmeasured here).
 _MIN_CPUS_FOR_THREADS = 3
 # Still-image demuxers: FFmpeg opens a PNG/JPEG as a one-frame "video"; we refuse it.
 _IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "jpegls_pipe",
@@ -292,7 +293,7 @@ class _SelectiveDecoder:
         self.container, self.stream, self.meta, self.stats = container, stream, meta, stats
         self.tb = float(stream.time_base)
         self.targets = targets.tolist()  # sorted
-        stream.thread_type = "AUTO" if (os.cpu_count() or 1) >= _MIN_CPUS_FOR_THREADS else "NONE"
+        stream.thread_type = "AUTO" if (os.cpu_count() or 1) >= _MIN_CPUS_FOR_THREADS else "SLICE"
         self.index = stream.index_entries
         # A one-entry index (e.g. mkv cues only at 0) says nothing; demuxers that grow it while reading
         # only know what is behind us.
