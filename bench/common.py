@@ -19,6 +19,9 @@ import torch
 
 from molmo2.config import ConnectorConfig, Molmo2Config, TextConfig, VisionConfig
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from reference import reference_model  # noqa: E402,F401 (the same oracle as the parity tests)
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY_TOKENIZER = ROOT / "tests" / "fixtures" / "tokenizer_tiny"
 
@@ -55,23 +58,6 @@ def config_summary(cfg: Molmo2Config) -> str:
         f"LLM (Qwen3-style) {t.num_layers} x {t.hidden_size} (heads {t.num_heads}, KV heads {t.num_kv_heads}, "
         f"head_dim {t.head_dim}, SwiGLU {t.intermediate_size}), vocab {t.vocab_size} + {t.additional_vocab_size}"
     )
-
-
-def reference_model(cfg: Molmo2Config, seed: int = 0):
-    """transformers' Molmo2 with random weights, scaled as in tests/conftest.py so that every part
-    visibly moves the logits (greedy tokens are not one repeated id)."""
-    from transformers import Molmo2Config as HFConfig
-    from transformers import Molmo2ForConditionalGeneration
-
-    torch.manual_seed(seed)
-    model = Molmo2ForConditionalGeneration(HFConfig(**cfg.to_hf_config())).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" in name or "layernorm" in name:
-                p.add_(torch.randn_like(p) * 0.1)
-            else:
-                p.normal_(0, 0.5 / p.shape[-1] ** 0.5 if p.dim() > 1 else 0.05)
-    return model
 
 
 def write_side_files(out: Path) -> None:

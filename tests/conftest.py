@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
+from reference import reference_model  # noqa: F401 (re-exported for tests)
 
 from molmo2.config import Molmo2Config
 
@@ -31,22 +31,6 @@ def tiny_config(backbone: str = "qwen3") -> Molmo2Config:
                           "beta_fast": 32.0, "beta_slow": 1.0, "original_max_position_embeddings": 256}
         t.rope_scaling_layers = [1, 3]
     return cfg.validate()
-
-
-def reference_model(cfg: Molmo2Config, seed: int = 0):
-    """A transformers Molmo2 with random weights, scaled up so every part visibly moves the logits."""
-    from transformers import Molmo2Config as HFConfig
-    from transformers import Molmo2ForConditionalGeneration
-
-    torch.manual_seed(seed)
-    model = Molmo2ForConditionalGeneration(HFConfig(**cfg.to_hf_config())).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" in name or "layernorm" in name:
-                p.add_(torch.randn_like(p) * 0.1)
-            else:
-                p.normal_(0, 0.5 / p.shape[-1] ** 0.5 if p.dim() > 1 else 0.05)
-    return model
 
 
 def save_reference(model, out: Path) -> Path:

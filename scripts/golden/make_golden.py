@@ -52,23 +52,14 @@ from transformers import (
 )
 from transformers.video_utils import VideoMetadata
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_test_tokenizer import MOLMO2_EXTRA  # noqa: E402 (one list of Molmo2's tokens, in id order)
+
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
 TINY_TOKENIZER_DIR = FIXTURES / "tokenizer_tiny"
 RERUN = "/work/venv-golden/bin/python scripts/golden/make_golden.py"
 
-MOLMO2_EXTRA = [
-    "<im_start>",
-    "<im_end>",
-    "<im_patch>",
-    "<im_col>",
-    "<low_res_im_start>",
-    "<|image|>",
-    "<im_low>",
-    "<frame_start>",
-    "<frame_end>",
-    "<|video|>",
-]
 QWEN_FIRST_MOLMO2_ID = 151936
 FILLER_PATTERN = "|<EXTRA_TOKENS_{i}>|"
 
@@ -101,13 +92,11 @@ RELEASED_FLAGS = {
 }
 
 
-def image_processor_kwargs(size: int, max_crops: int, margins: list[int]) -> dict:
+def _pixel_kwargs(size: int) -> dict:
+    """Settings the image and video processors share."""
     return {
         "size": {"height": size, "width": size},
         "patch_size": 14,
-        "max_crops": max_crops,
-        "overlap_margins": margins,
-        "pooling_size": [2, 2],
         "resample": 2,  # PILImageResampling.BILINEAR
         "do_resize": True,
         "do_rescale": True,
@@ -119,21 +108,16 @@ def image_processor_kwargs(size: int, max_crops: int, margins: list[int]) -> dic
     }
 
 
+def image_processor_kwargs(size: int, max_crops: int, margins: list[int]) -> dict:
+    return {**_pixel_kwargs(size), "max_crops": max_crops, "overlap_margins": margins, "pooling_size": [2, 2]}
+
+
 def video_processor_kwargs(size: int) -> dict:
     # NOTE: the native Molmo2VideoProcessor has no class defaults for do_rescale / do_normalize (the hub
     # remote-code class sets both to True), so they must be passed or the pixels stay uint8 0..255.
     return {
-        "size": {"height": size, "width": size},
-        "patch_size": 14,
+        **_pixel_kwargs(size),
         "pooling_size": [3, 3],
-        "resample": 2,
-        "do_resize": True,
-        "do_rescale": True,
-        "rescale_factor": 1 / 255,
-        "do_normalize": True,
-        "image_mean": [0.5, 0.5, 0.5],
-        "image_std": [0.5, 0.5, 0.5],
-        "do_convert_rgb": True,
         "num_frames": 384,
         "max_fps": 2,
         "do_sample_frames": True,  # overridden per call with do_sample_frames=False

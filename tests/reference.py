@@ -1,0 +1,26 @@
+"""The oracle for parity tests and benchmarks: transformers' native Molmo2 with random weights.
+
+transformers appears in tests and benchmarks only; bench/common.py imports this module too.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from molmo2.config import Molmo2Config
+
+
+def reference_model(cfg: Molmo2Config, seed: int = 0):
+    """A transformers Molmo2 with random weights, scaled up so every part visibly moves the logits."""
+    from transformers import Molmo2Config as HFConfig
+    from transformers import Molmo2ForConditionalGeneration
+
+    torch.manual_seed(seed)
+    model = Molmo2ForConditionalGeneration(HFConfig(**cfg.to_hf_config())).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name or "layernorm" in name:
+                p.add_(torch.randn_like(p) * 0.1)
+            else:
+                p.normal_(0, 0.5 / p.shape[-1] ** 0.5 if p.dim() > 1 else 0.05)
+    return model
