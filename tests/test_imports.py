@@ -16,6 +16,12 @@ FORBIDDEN = {
     "checkpoint": {"molmo2.processing", "molmo2.train", "molmo2.serve", "transformers"},
     "processing": {"molmo2.model", "molmo2.train", "transformers"},
     "inference": {"molmo2.train", "molmo2.eval", "molmo2.serve", "transformers"},
+    "data": {"torch", "molmo2.model", "molmo2.checkpoint", "molmo2.inference", "molmo2.train", "molmo2.eval",
+             "molmo2.serve", "transformers"},
+    "train": {"molmo2.inference", "molmo2.eval", "molmo2.serve", "transformers"},
+    "eval": {"molmo2.train", "molmo2.serve", "transformers"},
+    "viz": {"molmo2.train", "molmo2.eval", "molmo2.model", "molmo2.checkpoint", "transformers"},
+    "serve": {"molmo2.train", "molmo2.eval", "molmo2.model", "molmo2.checkpoint", "transformers"},
 }
 
 
