@@ -1,0 +1,155 @@
+"""The media a result is drawn on: one image, an image set, or a video file, told apart once.
+
+Images are loaded with Pillow (EXIF orientation applied, as ``molmo2.processing.media.load_image``
+does, so points line up with what the model saw). Videos are opened with PyAV and streamed frame by
+frame at their own rate (``open_video``); nothing here holds a whole video in memory. Times are seconds
+from the stream's first frame, the clock of the model's timestamps (``molmo2.processing.video``).
+
+This module repeats a little of ``molmo2.processing`` instead of importing it, because importing that
+package imports torch, and drawing needs none.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from molmo2.errors import MediaError
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".mpg", ".mpeg", ".ts", ".flv",
+                            ".wmv", ".3gp", ".ogv"})
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+
+
+def import_av():
+    try:
+        import av
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("drawing on videos needs PyAV: pip install 'molmo2[video]' (or pip install av)") from e
+    return av
+
+
+def is_video_path(media: Any) -> bool:
+    return isinstance(media, (str, os.PathLike)) and Path(media).suffix.lower() in VIDEO_SUFFIXES
+
+
+def is_image_set(media: Any) -> bool:
+    return isinstance(media, (list, tuple))
+
+
+def load_image(image: Any):
+    """An RGB PIL image from a path, bytes, a PIL image or a uint8 array ``[H, W, 3]``."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8 or 0 in image.shape:
+            raise MediaError(f"an image array must be uint8 RGB [H, W, 3], got {image.dtype} {image.shape}")
+        return Image.fromarray(image, "RGB")
+    name = "image bytes"
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image).expanduser()
+        name = str(path)
+        if not path.is_file():
+            raise MediaError(f"image file not found: {path}; check the path")
+        image = path.read_bytes()
+    if not isinstance(image, (bytes, bytearray, memoryview)):
+        raise MediaError(f"unsupported media type {type(image).__name__}; pass an image path, a PIL image, an "
+                         "[H, W, 3] uint8 array, a list of those (image set), or a video file path")
+    try:
+        pil = Image.open(io.BytesIO(bytes(image)))
+        pil.load()
+        return ImageOps.exif_transpose(pil).convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise MediaError(f"could not decode {name} as an image ({e}); pass a PNG/JPEG/WebP file, or a video "
+                         f"with one of the suffixes {sorted(VIDEO_SUFFIXES)}") from e
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """The first video stream of a file, as the writers need it."""
+
+    width: int
+    height: int
+    fps: float  # average frame rate
+    rate: Fraction  # the same, exact (for the encoder)
+    duration: float  # seconds
+    num_frames: int  # the container's count (0 if it keeps none)
+    time_base: Fraction
+    start_pts: int  # pts of the first frame (0 in most files)
+
+
+class VideoReader:
+    """A video file opened with PyAV; ``frames()`` yields ``(t, av.VideoFrame)`` in display order.
+
+    ``t`` is seconds from the first frame. Use as a context manager, or call ``close()``.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, threads: bool = True):
+        av = import_av()
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise MediaError(f"video file not found: {path}; check the path")
+        if path.stat().st_size == 0:
+            raise MediaError(f"video file is empty (0 bytes): {path}; it was probably not fully written")
+        self.name = str(path)
+        try:
+            self.container = av.open(str(path), mode="r", metadata_errors="ignore")
+        except av.FFmpegError as e:
+            raise MediaError(f"could not read {path} as a video ({e}); it is corrupt or not a video file; "
+                             "re-encode it (e.g. ffmpeg -i in -c:v libx264 out.mp4)") from e
+        if not self.container.streams.video:
+            self.container.close()
+            raise MediaError(f"{path} has no video stream; pass a video file")
+        self.stream = self.container.streams.video[0]
+        if threads:
+            self.stream.thread_type = "AUTO"  # frame threads: sequential decoding of every frame
+        s = self.stream
+        tb = s.time_base or Fraction(1, 90000)
+        rate = s.average_rate or s.guessed_rate or s.base_rate or Fraction(30)
+        start = s.start_time or 0
+        if s.duration:
+            duration = float(s.duration * tb)
+        elif self.container.duration:
+            duration = self.container.duration / 1e6
+        else:
+            duration = (s.frames or 0) / float(rate)
+        self.info = VideoInfo(int(s.codec_context.width), int(s.codec_context.height), float(rate), Fraction(rate),
+                              duration, int(s.frames or 0), Fraction(tb), int(start))
+
+    def frames(self) -> Iterator[tuple[float, Any]]:
+        av = import_av()
+        info = self.info
+        index = 0
+        try:
+            for frame in self.container.decode(self.stream):
+                t = (float((frame.pts - info.start_pts) * info.time_base) if frame.pts is not None
+                     else index / info.fps)
+                yield t, frame
+                index += 1
+        except av.FFmpegError as e:
+            raise MediaError(f"could not decode {self.name} ({e}); the file is corrupt; re-encode it") from e
+        if index == 0:
+            raise MediaError(f"{self.name} has no decodable video frames")
+
+    def close(self) -> None:
+        self.container.close()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def video_size(path: str | os.PathLike) -> tuple[int, int]:
+    with VideoReader(path, threads=False) as r:
+        return r.info.width, r.info.height
