@@ -212,15 +212,19 @@ def load_model(
 
 
 def save_pretrained(
-    model: Molmo2Model,
+    model: Molmo2Model | dict[str, torch.Tensor],
     out_dir: str | os.PathLike,
     source_dir: str | os.PathLike | None = None,
     max_shard_bytes: int = 5 * 2**30,
     dtype: torch.dtype | None = None,
+    cfg: Molmo2Config | None = None,
 ) -> Path:
     """Write ``model`` in the hub layout: config.json, safetensors shards (+ index when sharded), and the
     tokenizer / processor files copied from ``source_dir`` if given. Written to a temporary directory
-    and renamed, so a crash never leaves a half-written checkpoint."""
+    and renamed, so a crash never leaves a half-written checkpoint.
+
+    ``model`` may also be a state dict with our parameter names (e.g. gathered from a sharded
+    training model); then ``cfg`` is required."""
     from safetensors.torch import save_file
 
     out = Path(out_dir)
@@ -228,9 +232,15 @@ def save_pretrained(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    cfg = model.cfg
+    if isinstance(model, dict):
+        if cfg is None:
+            raise ValueError("save_pretrained(state_dict, ...) needs cfg=")
+        named = model.items()
+    else:
+        cfg = model.cfg
+        named = model.named_parameters()
     tensors: dict[str, torch.Tensor] = {}
-    for name, param in model.named_parameters():
+    for name, param in named:
         for hub_name, rows in hf.hub_state_names(name, tuple(param.shape), cfg.text.vocab_size):
             t = param.detach() if rows is None else param.detach()[rows]
             tensors[hub_name] = (t.to(dtype) if dtype else t).contiguous().cpu()

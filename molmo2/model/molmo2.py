@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from molmo2.config import Molmo2Config
+from molmo2.model.attention import SegmentMask
 from molmo2.model.connector import Connector
 from molmo2.model.text import KVCache, TextModel
 from molmo2.model.vision import VisionTransformer
@@ -113,12 +114,25 @@ class Molmo2Model(nn.Module):
         cache: KVCache | None = None,
         visual_features: torch.Tensor | None = None,
         logits_to_keep: int = 0,
+        segments: SegmentMask | None = None,
+        select: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits ``[B, T, V]`` (or the last ``logits_to_keep`` positions).
 
         ``attention_mask``: ``[B, past+T]`` 1 for real tokens, 0 for padding (None = no padding).
         ``visual_features``: precomputed ``encode_visual`` output (skips the vision tower).
+        ``segments``: packed training rows (message trees, several examples per row); then
+        ``position_ids`` are required and ``attention_mask``/``cache`` must be None.
+        ``select``: boolean ``[B, T]``; return logits ``[N, V]`` of the selected positions only (training
+        applies the LM head to supervised positions only, training.md §1.1 ``response_logits_only``).
         """
+        if segments is not None:
+            if position_ids is None or cache is not None or attention_mask is not None:
+                raise ValueError("packed rows need explicit position_ids and no cache or attention_mask")
+            x = self.embed(input_ids, self.encode_visual(visual) if visual_features is None and visual is not None
+                           else visual_features)
+            h = self.text(x, position_ids, segments, None)
+            return self.lm_head(h if select is None else h[select])
         past = 0 if cache is None else cache.length
         if visual_features is None and visual is not None:
             visual_features = self.encode_visual(visual)

@@ -1,0 +1,250 @@
+"""The training loop: packed message trees -> weighted loss -> per-part AdamW, resumable bit for bit.
+
+One optimizer step consumes ``global_batch_rows`` packed rows (split over ranks, then into
+micro-batches of ``micro_batch_rows``). The loss of every micro-batch is ``(sum w*CE + sum w*z) /
+(total weight of the global batch / world size)``, so gradient accumulation and data parallelism give
+the weighted token mean over the whole global batch (training.md §2.2). Then per-part clipping, the
+per-part learning rates of this step, and ``optimizer.step()``.
+
+Progress: a tqdm bar with loss, tokens/s and ETA; ``run_dir/log.jsonl`` gets one JSON line per
+logged step (losses, accuracy, learning rates, grad norms, packing fill, skipped examples).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+from molmo2.checkpoint import load_model, read_config
+from molmo2.errors import ConfigError, Molmo2Error
+from molmo2.model import Molmo2Model
+from molmo2.processing import Molmo2Processor
+from molmo2.train import parallel
+from molmo2.train.batch import collate, loss_sums
+from molmo2.train.checkpointing import (
+    latest_checkpoint,
+    optimizer_from_files,
+    save_checkpoint,
+)
+from molmo2.train.config import TrainConfig
+from molmo2.train.data import DataSettings, Mixture, Preparer, Source, Stream, TrainItem
+from molmo2.train.optim import build_optimizer, clip_per_group, set_lrs
+from molmo2.train.packing import Packer, PackItem
+
+
+def init_weights(model: Molmo2Model, seed: int, std: float = 0.02) -> None:
+    """Random init for training from scratch: normal(0, std) matrices and embeddings, zero biases,
+    unit norm weights; the positional embedding of the ViT too."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            parts = name.split(".")
+            if len(parts) >= 2 and "norm" in parts[-2] and parts[-1] == "weight":
+                p.fill_(1.0)
+            elif name.endswith(".bias"):
+                p.zero_()
+            else:
+                p.copy_(torch.randn(p.shape, generator=g) * std)
+
+
+class RowSource:
+    """Prepared items -> packed rows, with the state needed to rebuild the buffer on resume."""
+
+    def __init__(self, stream: Stream, packer: Packer):
+        self.stream = stream
+        self.packer = packer
+        self.items: dict[tuple, TrainItem] = {}
+        self.iter: Iterator[TrainItem] = iter(stream)
+
+    def next_row(self) -> list[TrainItem]:
+        while True:
+            item = next(self.iter)
+            key = tuple(item.key)
+            self.items[key] = item
+            row = self.packer.add(PackItem(list(key), item.num_tokens, item.num_crops))
+            if row is not None:
+                return [self.items.pop(tuple(it.key)) for it in row]
+
+    def state_dict(self) -> dict:
+        return {"mixture": self.stream.mixture.state_dict(), "packer": self.packer.state_dict(),
+                "skipped": dict(self.stream.skipped)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.stream.mixture.load_state_dict(state["mixture"])
+        self.packer.load_state_dict(state["packer"])
+        self.stream.skipped.update(state.get("skipped", {}))
+        self.items = {}
+        for it in self.packer.buffer:
+            item = self.stream.prepare(tuple(it.key), self.stream.mixture.example(it.key[1], it.key[2]))
+            self.items[tuple(it.key)] = item
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, log: Callable[[str], None] = print):
+        self.cfg = cfg
+        self.log = log
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.rank, self.world = parallel.init_distributed(cfg.device)
+        self.device = torch.device(cfg.device if not cfg.device.startswith("cuda") or self.world == 1
+                                   else f"cuda:{torch.cuda.current_device()}")
+        if cfg.global_batch_rows % (self.world * cfg.micro_batch_rows):
+            raise ConfigError(f"global_batch_rows={cfg.global_batch_rows} must be a multiple of world size "
+                              f"{self.world} x micro_batch_rows {cfg.micro_batch_rows}")
+        self.run_dir = Path(cfg.run_dir)
+        self.model_dir = Path(cfg.model)
+        if not (self.model_dir / "config.json").is_file():
+            raise ConfigError(f"model directory {self.model_dir} has no config.json; pass --set model=DIR "
+                              "(a model directory with config, tokenizer and processor files)")
+        self.processor = Molmo2Processor.from_pretrained(self.model_dir)
+        self.step = 0
+        resume = latest_checkpoint(self.run_dir)
+        self.model = self._build_model(resume)
+        self.model_cfg = self.model.cfg
+        if cfg.activation_checkpointing:
+            parallel.apply_activation_checkpointing(self.model)
+        if self.world > 1:
+            parallel.apply_fsdp2(self.model)
+        self.optimizer = build_optimizer(self.model, cfg.optim, set(cfg.freeze), cfg.freeze_base_embedding)
+        self.rows = self._build_rows()
+        if resume is not None:
+            self._resume(resume)
+        self.history: list[dict] = []
+
+    # ------------------------------------------------------------------------------ set-up
+    def _build_model(self, resume: Path | None) -> Molmo2Model:
+        torch.manual_seed(self.cfg.seed)
+        if resume is not None:
+            self.log(f"resuming from {resume}")
+            model = load_model(resume / "model", dtype=torch.float32, device=self.device)
+        elif self.cfg.init == "checkpoint":
+            model = load_model(self.model_dir, dtype=torch.float32, device=self.device)
+        elif self.cfg.init == "random":
+            model = Molmo2Model(read_config(self.model_dir))
+            init_weights(model, self.cfg.seed)
+            model = model.to(self.device)
+        else:
+            raise ConfigError(f"init must be 'checkpoint' or 'random', got {self.cfg.init!r}")
+        return model.train()
+
+    def _build_rows(self) -> RowSource:
+        d = self.cfg.data
+        if not d.manifests:
+            raise ConfigError("no training data: set data.manifests to a list of JSONL manifests")
+        sources = [Source(m, group=d.groups.get(m, "default")) for m in d.manifests]
+        mixture = Mixture(sources, d.group_rates or None, seed=d.seed + self.rank)
+        settings = DataSettings(max_seq_len=d.seq_len, max_frames=d.max_frames, max_fps=d.max_fps,
+                                weighting=d.weighting)
+        prep = Preparer(self.processor, self.model.cfg, settings, seed=d.seed + self.rank)
+        packer = Packer(max_tokens=d.seq_len, max_crops=d.max_crops_per_row, buffer_size=d.buffer_size,
+                        image_weight=d.image_weight)
+        stream = Stream(mixture, prep, fits=lambda it: packer.fits(it.num_tokens, it.num_crops),
+                        log=self.log if self.rank == 0 else (lambda m: None))
+        return RowSource(stream, packer)
+
+    def _resume(self, ckpt: Path) -> None:
+        state = json.loads((ckpt / "trainer.json").read_text())
+        self.step = int(state["step"])
+        opt = optimizer_from_files(ckpt, keys_are_ints=self.world == 1)
+        parallel.load_optimizer_state(self.model, self.optimizer, opt)
+        self.rows.load_state_dict(state["data"][self.rank] if isinstance(state["data"], list) else state["data"])
+
+    # -------------------------------------------------------------------------------- loop
+    def _autocast(self):
+        if self.cfg.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        if self.cfg.precision != "fp32":
+            raise ConfigError(f"precision must be fp32 or bf16, got {self.cfg.precision!r}")
+        return nullcontext()
+
+    def train_step(self) -> dict:
+        cfg = self.cfg
+        rows_here = cfg.global_batch_rows // self.world
+        rows = [self.rows.next_row() for _ in range(rows_here)]
+        micro = [collate(rows[i : i + cfg.micro_batch_rows], self.processor.tokenizer.pad_id or 0)
+                 for i in range(0, rows_here, cfg.micro_batch_rows)]
+        local_w = sum(float(b.weights.sum()) for b in micro)
+        total_w = parallel.all_reduce_sum(local_w, self.device)
+        norm = max(total_w / self.world, 1e-8)
+        ce = z = correct = 0.0
+        n_tokens = 0
+        for b in micro:
+            b = b.to(self.device)
+            with self._autocast():
+                sums = loss_sums(self.model, b, cfg.optim.z_loss)
+            ((sums.ce + sums.z) / norm).backward()
+            ce += float(sums.ce.detach())
+            z += float(sums.z.detach())
+            correct += sums.correct
+            n_tokens += b.num_tokens
+        self.step += 1
+        grad_norms = clip_per_group(self.optimizer, cfg.optim.max_grad_norm)
+        lrs = set_lrs(self.optimizer, self.step, cfg.steps, cfg.optim.alpha_f)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        ce, z, correct = (parallel.all_reduce_sum(v, self.device) for v in (ce, z, correct))
+        crops = sum(it.num_crops for r in rows for it in r)
+        return {
+            "step": self.step, "loss": (ce + z) / max(total_w, 1e-8), "ce": ce / max(total_w, 1e-8),
+            "z": z / max(total_w, 1e-8), "accuracy": correct / max(total_w, 1e-8), "lr": lrs,
+            "grad_norm": grad_norms, "tokens": n_tokens,
+            "token_fill": n_tokens / (rows_here * cfg.data.seq_len),
+            "crop_fill": crops / max(1, rows_here * cfg.data.max_crops_per_row),
+            "examples": sum(len(r) for r in rows), "skipped": sum(self.rows.stream.skipped.values()),
+        }
+
+    def save(self) -> Path | None:
+        model_state = parallel.full_state_dict(self.model)
+        optim_state = parallel.full_optimizer_state(self.model, self.optimizer)
+        data_state = self.rows.state_dict()
+        if self.world > 1:
+            gathered = [None] * self.world
+            torch.distributed.all_gather_object(gathered, data_state)
+            data_state = gathered
+        path = None
+        if self.rank == 0:
+            state = {"step": self.step, "data": data_state, "config": self.cfg.to_dict()}
+            path = save_checkpoint(self.run_dir, self.step, model_state, self.model_cfg, self.model_dir,
+                                   optim_state, state, self.cfg.keep_last)
+        parallel.barrier()
+        return path
+
+    def fit(self, on_step: Callable[[dict], None] | None = None) -> list[dict]:
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        if self.rank == 0:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+        log_f = (self.run_dir / "log.jsonl").open("a") if self.rank == 0 else None
+        bar = tqdm(total=cfg.steps, initial=self.step, desc="train", disable=self.rank != 0, dynamic_ncols=True)
+        t0, tokens = time.perf_counter(), 0
+        try:
+            while self.step < cfg.steps:
+                m = self.train_step()
+                if not math.isfinite(m["loss"]):
+                    raise Molmo2Error(f"the loss became {m['loss']} at step {self.step}; lower the learning rates "
+                                      "or use precision=fp32")
+                tokens += m["tokens"]
+                m["tokens_per_s"] = tokens / max(time.perf_counter() - t0, 1e-9)
+                self.history.append(m)
+                bar.update(1)
+                bar.set_postfix(loss=f"{m['loss']:.3f}", acc=f"{m['accuracy']:.2f}", tok_s=f"{m['tokens_per_s']:.0f}")
+                if log_f and (self.step % cfg.log_every == 0 or self.step == cfg.steps):
+                    log_f.write(json.dumps(m) + "\n")
+                    log_f.flush()
+                if on_step:
+                    on_step(m)
+                if cfg.save_every and (self.step % cfg.save_every == 0 or self.step == cfg.steps):
+                    self.save()
+        finally:
+            bar.close()
+            if log_f:
+                log_f.close()
+        return self.history
