@@ -117,6 +117,21 @@ def _attend_segments(q, k, v, mask: SegmentMask, scale, gqa: bool) -> torch.Tens
     return torch.stack([torch.cat(r, dim=1) for r in rows])
 
 
+_FLEX: dict[str, object] = {}
+
+
+def _flex(device: torch.device):
+    """FlexAttention, compiled on CUDA (fused kernel); eager elsewhere (tests only: it materializes
+    the scores)."""
+    from torch.nn.attention.flex_attention import flex_attention
+
+    if device.type != "cuda":
+        return flex_attention
+    if "cuda" not in _FLEX:
+        _FLEX["cuda"] = torch.compile(flex_attention, dynamic=False)
+    return _FLEX["cuda"]
+
+
 def attend(
     q_BHQD: torch.Tensor,
     k_BKvSD: torch.Tensor,
@@ -130,9 +145,7 @@ def attend(
     gqa = q_BHQD.shape[1] != k_BKvSD.shape[1]
     if isinstance(mask, SegmentMask):
         if mask.use_flex(q_BHQD.device):
-            from torch.nn.attention.flex_attention import flex_attention
-
-            return flex_attention(q_BHQD, k_BKvSD, v_BKvSD, block_mask=mask.block_mask(q_BHQD.shape[1]),
+            return _flex(q_BHQD.device)(q_BHQD, k_BKvSD, v_BKvSD, block_mask=mask.block_mask(q_BHQD.shape[1]),
                                   scale=scale, enable_gqa=gqa)
         return _attend_segments(q_BHQD, k_BKvSD, v_BKvSD, mask, scale, gqa)
     return F.scaled_dot_product_attention(q_BHQD, k_BKvSD, v_BKvSD, attn_mask=mask, scale=scale, enable_gqa=gqa)
