@@ -206,19 +206,26 @@ def blend_yuv420(frame, patch, origin: tuple[int, int]) -> None:
 
 
 def _as_yuv420_even(frame):
-    """The frame as a writable, even-sized yuv420p ``av.VideoFrame`` (padding odd sizes by one pixel)."""
+    """The frame as a writable, even-sized yuv420p ``av.VideoFrame`` (padding odd sizes by one pixel).
+
+    Converted frames come out of swscale in limited range with the source's matrix (BT.601 for RGB
+    sources); their colour tags are set to say so, since the MP4 is tagged from them."""
     av = import_av()
+    if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
+        frame.make_writable()  # the decoder may still hold it as a reference frame
+        return frame
+    rgb_source = not frame.format.name.startswith(("yuv", "nv", "gray"))
     if frame.width % 2 or frame.height % 2:
         padded = av.VideoFrame.from_ndarray(_even_rgb(frame.to_ndarray(format="rgb24")), format="rgb24")
-        out = padded.reformat(format="yuv420p")
-        out.pts, out.time_base = frame.pts, frame.time_base
-        return out
-    if frame.format.name != "yuv420p":
+        out, rgb_source = padded.reformat(format="yuv420p"), True
+    else:
         out = frame.reformat(format="yuv420p")
-        out.pts, out.time_base = frame.pts, frame.time_base
-        return out
-    frame.make_writable()  # the decoder may still hold it as a reference frame
-    return frame
+    out.pts, out.time_base = frame.pts, frame.time_base
+    out.color_range = 1  # AVCOL_RANGE_MPEG
+    out.colorspace = 5 if rgb_source else frame.colorspace  # AVCOL_SPC_BT470BG (BT.601) for RGB
+    if rgb_source:
+        out.color_primaries = out.color_trc = 2  # unspecified
+    return out
 
 
 def annotate_video_mp4(video: str | os.PathLike, overlay: Overlay, out_path: str | os.PathLike, *,
@@ -237,14 +244,14 @@ def annotate_video_mp4(video: str | os.PathLike, overlay: Overlay, out_path: str
         try:
             last_pts = None
             for t, frame in reader.frames():
-                if writer is None:
-                    writer = _Mp4Writer(out_path, width, height, info.rate, time_base=info.time_base, crf=crf,
-                                        preset=preset, color_from=frame)
                 pts = frame.pts - info.start_pts if frame.pts is not None else None
                 if pts is None or (last_pts is not None and pts <= last_pts):  # missing or repeated pts
                     pts = (last_pts + 1) if last_pts is not None else 0
                 last_pts = pts
                 frame = _as_yuv420_even(frame)
+                if writer is None:
+                    writer = _Mp4Writer(out_path, width, height, info.rate, time_base=info.time_base, crf=crf,
+                                        preset=preset, color_from=frame)
                 markers = overlay.markers_at(t)
                 if markers:
                     painted = paint(markers, (width, height), scale=scale, align=2)
