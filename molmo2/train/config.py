@@ -44,7 +44,8 @@ class TrainConfig:
     model: str = ""  # model directory: config.json + tokenizer + processor files (+ weights to start from)
     init: str = "checkpoint"  # "checkpoint" (load the weights in `model`) | "random"
     run_dir: str = "runs/debug"
-    steps: int = 100
+    steps: int = 100  # the schedule's length (cosine horizon)
+    stop_at: int = 0  # stop after this step (0 = at `steps`); resume later continues the same schedule
     global_batch_rows: int = 8  # packed rows per optimizer step, over all ranks
     micro_batch_rows: int = 2  # rows per forward/backward on one rank
     precision: str = "bf16"  # "fp32" | "bf16" (autocast; master weights stay fp32)

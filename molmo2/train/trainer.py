@@ -226,7 +226,8 @@ class Trainer:
         bar = tqdm(total=cfg.steps, initial=self.step, desc="train", disable=self.rank != 0, dynamic_ncols=True)
         t0, tokens = time.perf_counter(), 0
         try:
-            while self.step < cfg.steps:
+            end = min(cfg.steps, cfg.stop_at) if cfg.stop_at else cfg.steps
+            while self.step < end:
                 m = self.train_step()
                 if not math.isfinite(m["loss"]):
                     raise Molmo2Error(f"the loss became {m['loss']} at step {self.step}; lower the learning rates "
@@ -241,7 +242,7 @@ class Trainer:
                     log_f.flush()
                 if on_step:
                     on_step(m)
-                if cfg.save_every and (self.step % cfg.save_every == 0 or self.step == cfg.steps):
+                if cfg.save_every and (self.step % cfg.save_every == 0 or self.step == end):
                     self.save()
         finally:
             bar.close()

@@ -1,0 +1,67 @@
+"""``molmo2 train``: resolve a recipe, apply ``--set`` overrides, prepare, then run each phase.
+
+``--set key=value`` applies to every phase; ``--set phase2.key=value`` to one phase. Each phase
+starts from the previous phase's last checkpoint unless its ``model`` is set. The final weights are
+exported as a plain model directory, ``<run_dir>/final``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from molmo2.errors import ConfigError
+from molmo2.train.checkpointing import latest_checkpoint
+from molmo2.train.config import apply_overrides
+from molmo2.train.recipes import get_recipe, plan
+
+
+def run(recipe_name: str, sets: list[str], dry_run: bool = False, run_dir: str | None = None, log=print) -> Path | None:
+    recipe = get_recipe(recipe_name)
+    phases = recipe.phases
+    if run_dir:
+        for c in phases:
+            c.run_dir = run_dir
+    common = [s for s in sets if not s.startswith("phase")]
+    for c in phases:
+        apply_overrides(c, common)
+    for s in sets:
+        if s.startswith("phase"):
+            head, _, rest = s.partition(".")
+            try:
+                k = int(head[len("phase"):])
+            except ValueError:
+                raise ConfigError(f"--set {s!r}: use phaseN.key=value with N a phase number") from None
+            if not 1 <= k <= len(phases):
+                raise ConfigError(f"--set {s!r}: recipe {recipe_name} has {len(phases)} phase(s)")
+            apply_overrides(phases[k - 1], [rest])
+    if dry_run:
+        log(plan(recipe))
+        return None
+    root = Path(phases[0].run_dir)
+    if recipe.prepare:
+        log(f"preparing data and model for {recipe_name} under {root}")
+        recipe.prepare(phases)
+    from molmo2.train.trainer import Trainer
+
+    last = None
+    for i, c in enumerate(phases, 1):
+        if not c.model:
+            if last is None:
+                raise ConfigError(f"phase {i} has no model; set --set model=DIR")
+            c.model = str(last / "model")
+            c.init = "checkpoint"
+        log(f"phase {i}/{len(phases)}: {c.steps} steps -> {c.run_dir}")
+        if c.save_every <= 0:
+            c.save_every = c.steps  # a phase always ends with a checkpoint the next one can start from
+        Trainer(c, log=log).fit()
+        last = latest_checkpoint(Path(c.run_dir))
+    final = root / "final"
+    if last is not None:
+        tmp = root / "final.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(last / "model", tmp)
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        log(f"final model: {final}")
+    return final

@@ -1,0 +1,213 @@
+"""Training recipes as Python functions: each returns the phases of a run (one ``TrainConfig`` each).
+
+Released-model recipes (training.md §1; numbers from the official launch scripts): ``pretrain-4b``,
+``sft-4b``, ``long-sft-4b`` and the same for ``8b`` and ``o-7b``. They need ``--set model=DIR`` (a
+converted checkpoint) and ``--set data.manifests=[...]``. Self-contained recipes prepare their own
+model directory and data under the run folder: ``debug-cpu`` (a tiny model, a few generated
+examples, under a minute on a CPU) and ``tiny-shapes`` (the shipped demo model: synthetic shapes,
+images first, then video).
+
+A phase with ``model=""`` starts from the previous phase's last checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from molmo2.config import ConnectorConfig, Molmo2Config, TextConfig, VisionConfig
+from molmo2.errors import ConfigError
+from molmo2.train.config import TrainConfig
+from molmo2.train.optim import OptimConfig
+
+
+@dataclass
+class Recipe:
+    name: str
+    phases: list[TrainConfig]
+    prepare: Callable[[list[TrainConfig]], None] | None = None  # writes model dirs / data before training
+    notes: list[str] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- released models
+_LLM_PARAMS_B = {"4b": 4.0, "8b": 8.2, "o-7b": 7.3}
+
+
+def _released(size: str, stage: str) -> Recipe:
+    base = TrainConfig(precision="bf16", activation_checkpointing=True, device="cuda", global_batch_rows=128,
+                       freeze_base_embedding=True, run_dir=f"runs/{stage}-{size}")
+    if stage == "pretrain":
+        base.steps, base.micro_batch_rows = 31_000, 4
+        base.data.seq_len, base.data.max_crops_per_row, base.data.image_weight = 2536, 16, 1.0
+        base.data.max_frames, base.data.weighting, base.data.seed = 16, "none", 95818
+        base.optim = OptimConfig(lr={"connector": 2e-4, "vit": 6e-6, "llm": 2e-5},
+                                 warmup={"connector": 200, "vit": 2000, "llm": 2000})
+        base.save_every, base.keep_last = 4000, 1
+    elif stage == "sft":
+        base.steps, base.micro_batch_rows = 30_000, 2
+        base.data.seq_len, base.data.max_crops_per_row, base.data.image_weight = 16_384, 128, 30.0
+        base.data.max_frames, base.data.weighting, base.data.seed = 128, "sft", 50189
+        base.optim = OptimConfig(lr={"connector": 5e-6, "vit": 5e-6, "llm": 1e-5},
+                                 warmup={"connector": 200, "vit": 200, "llm": 200})
+        base.save_every, base.keep_last = 2000, 1
+    elif stage == "long-sft":
+        base.steps, base.micro_batch_rows = 2_000, 1
+        base.data.seq_len, base.data.max_crops_per_row, base.data.image_weight = 36_864, 384, 30.0
+        base.data.max_frames, base.data.weighting, base.data.seed = 384, "sft", 50189
+        base.optim = OptimConfig(lr={"connector": 5e-6, "vit": 5e-6, "llm": 1e-5},
+                                 warmup={"connector": 200, "vit": 200, "llm": 200})
+        base.save_every, base.keep_last = 500, 1
+    return Recipe(f"{stage}-{size}", [base], notes=[
+        "needs --set model=DIR (converted checkpoint) and --set data.manifests='[\"a.jsonl\", ...]'",
+        "launch with torchrun --nproc-per-node=N -m molmo2 train ... for FSDP2"])
+
+
+# ------------------------------------------------------------------------------- self-contained
+TINY_SHAPES_VOCAB = 512
+
+
+def tiny_shapes_config(vocab_size: int = TINY_SHAPES_VOCAB, image_size: int = 112) -> Molmo2Config:
+    """The shipped demo model: Molmo2's architecture at a few million parameters."""
+    extra = 16
+    base = vocab_size
+    return Molmo2Config(
+        vision=VisionConfig(hidden_size=128, intermediate_size=256, num_layers=4, num_heads=4, head_dim=32,
+                            image_size=image_size),
+        connector=ConnectorConfig(feature_layers=[-1, -3], hidden_size=128, num_heads=4, head_dim=32,
+                                  intermediate_size=384),
+        text=TextConfig(hidden_size=256, num_layers=6, num_heads=4, num_kv_heads=2, head_dim=64,
+                        intermediate_size=768, vocab_size=vocab_size, additional_vocab_size=extra,
+                        rope_theta=10_000.0, max_position_embeddings=4096),
+        image_start_token_id=base, image_end_token_id=base + 1, image_patch_id=base + 2, image_col_id=base + 3,
+        low_res_image_start_token_id=base + 4, image_low_res_id=base + 6, frame_start_token_id=base + 7,
+        frame_end_token_id=base + 8,
+    ).validate()
+
+
+def write_model_dir(out: Path, cfg: Molmo2Config, corpus: list[str], image_pooling=(1, 1), video_pooling=(2, 2),
+                    max_crops: int = 1, num_frames: int = 8) -> Path:
+    """config.json + a tokenizer trained on ``corpus`` + processor files: a model directory without
+    weights, to train with ``init=random``."""
+    from molmo2.train.tokenizer import train_tokenizer
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(cfg.to_hf_config(), indent=2))
+    train_tokenizer(corpus, cfg.text.vocab_size, out)
+    size = cfg.vision.image_size
+    (out / "preprocessor_config.json").write_text(json.dumps(
+        {"size": {"height": size, "width": size}, "patch_size": 14, "max_crops": max_crops,
+         "overlap_margins": [1, 1], "pooling_size": list(image_pooling), "image_mean": [0.5] * 3,
+         "image_std": [0.5] * 3}, indent=2))
+    (out / "video_preprocessor_config.json").write_text(json.dumps(
+        {"size": {"height": size, "width": size}, "patch_size": 14, "pooling_size": list(video_pooling),
+         "num_frames": num_frames, "max_fps": 2}, indent=2))
+    return out
+
+
+def _corpus_for(manifests: list[Path]) -> list[str]:
+    """Every prompt template and target of the data, so the BPE merges fit the task language."""
+    from molmo2.data.schema import read_jsonl
+    from molmo2.train import prompts
+
+    lines = [p for p in prompts.POINT_PROMPTS + prompts.COUNT_PROMPTS + prompts.TRACK_PROMPTS]
+    lines += [p for v in prompts.CAPTION_PROMPTS.values() for p in v]
+    lines += ["<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n", "There are none.",
+              "Counting the shows a total of", " ".join(str(i) for i in range(0, 1001))]
+    for m in manifests:
+        for ex in read_jsonl(m):
+            for a in ex.annotations:
+                lines += [x for x in (a.question, a.answer, a.label) if x]
+    return lines
+
+
+def _shapes_recipe(name: str, phases_spec: list[dict], image_size: int, steps: list[int], rows: int,
+                   seq_len: int, lr: float) -> Recipe:
+    phases = []
+    for i, (spec, n) in enumerate(zip(phases_spec, steps)):
+        c = TrainConfig(run_dir=f"runs/{name}", precision="bf16", device="cpu", steps=n, global_batch_rows=rows,
+                        micro_batch_rows=rows, freeze_base_embedding=False, save_every=max(50, n // 10),
+                        keep_last=2, log_every=10, init="random" if i == 0 else "checkpoint", seed=6198)
+        c.optim = OptimConfig(lr={"vit": lr, "connector": lr, "llm": lr},
+                              warmup={"vit": 100, "connector": 100, "llm": 100}, alpha_f=0.1)
+        c.data.seq_len, c.data.max_crops_per_row, c.data.buffer_size = seq_len, 64, 16
+        c.data.max_frames, c.data.weighting, c.data.seed = 8, "none", 1234 + i
+        c.data.manifests = [f"runs/{name}/data/{spec['name']}/data.jsonl"]
+        phases.append(c)
+
+    def prepare(phases: list[TrainConfig]) -> None:
+        from molmo2.data import shapes
+
+        root = Path(phases[0].run_dir)
+        manifests = []
+        for spec, c in zip(phases_spec, phases):
+            out = root / "data" / spec["name"]
+            man = out / "data.jsonl"
+            if not man.is_file():
+                cfg = shapes.ShapesConfig(image_size=image_size, seed=spec["seed"], **spec.get("shapes", {}))
+                shapes.generate_dataset(out, spec["num"], cfg, kinds=spec["kinds"])
+            c.data.manifests = [str(man)]
+            manifests.append(man)
+        model_dir = root / "model-init"
+        if not (model_dir / "config.json").is_file():
+            write_model_dir(model_dir, tiny_shapes_config(image_size=image_size), _corpus_for(manifests))
+        phases[0].model = str(model_dir)
+        for i, c in enumerate(phases[1:], 1):
+            c.run_dir = str(root / f"phase{i + 1}")
+        phases[0].run_dir = str(root / "phase1")
+
+    return Recipe(name, phases, prepare)
+
+
+def debug_cpu() -> Recipe:
+    r = _shapes_recipe("debug-cpu", [{"name": "mixed", "num": 24, "seed": 7,
+                                      "kinds": ("image", "video")}],
+                       image_size=56, steps=[30], rows=4, seq_len=512, lr=2e-3)
+    r.phases[0].save_every = 15
+    return r
+
+
+def tiny_shapes() -> Recipe:
+    return _shapes_recipe(
+        "tiny-shapes",
+        [{"name": "images", "num": 6000, "seed": 1, "kinds": ("image",)},
+         {"name": "mixed", "num": 3000, "seed": 2, "kinds": ("image", "video")}],
+        image_size=112, steps=[1500, 1500], rows=8, seq_len=1024, lr=1e-3)
+
+
+RECIPES: dict[str, Callable[[], Recipe]] = {"debug-cpu": debug_cpu, "tiny-shapes": tiny_shapes}
+for _size in ("4b", "8b", "o-7b"):
+    for _stage in ("pretrain", "sft", "long-sft"):
+        RECIPES[f"{_stage}-{_size}"] = (lambda s=_size, st=_stage: _released(s, st))
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise ConfigError(f"unknown recipe {name!r}; choose one of {', '.join(sorted(RECIPES))}")
+    return RECIPES[name]()
+
+
+def plan(recipe: Recipe, world_size: int = 8) -> str:
+    """What ``--dry-run`` prints: steps, rows, tokens and a memory estimate per GPU."""
+    lines = [f"recipe {recipe.name}: {len(recipe.phases)} phase(s)"]
+    for i, c in enumerate(recipe.phases, 1):
+        tokens = c.steps * c.global_batch_rows * c.data.seq_len
+        lines.append(f"phase {i}: {c.steps} steps x {c.global_batch_rows} rows x {c.data.seq_len} tokens = "
+                     f"{tokens / 1e9:.2f}B token slots; crops/row {c.data.max_crops_per_row}; precision {c.precision}; "
+                     f"LR vit/connector/llm {c.optim.lr['vit']:g}/{c.optim.lr['connector']:g}/{c.optim.lr['llm']:g}")
+        size = next((s for s in _LLM_PARAMS_B if recipe.name.endswith(s)), None)
+        if size:
+            params = (_LLM_PARAMS_B[size] + 0.5) * 1e9
+            # fp32 master + AdamW moments + fp32 grads, sharded by FSDP2; bf16 activations per micro-batch
+            states = params * 16 / world_size
+            act = c.micro_batch_rows * c.data.seq_len * 4096 * 2 * 6 * (1 if c.activation_checkpointing else 36)
+            lines.append(f"  memory per GPU ({world_size} GPUs, FSDP2): ~{states / 2**30:.1f} GiB weights+grads+"
+                         f"Adam, ~{act / 2**30:.1f} GiB activations (checkpointed blocks)")
+    lines += [f"note: {n}" for n in recipe.notes]
+    return "\n".join(lines)
+
+
+def copy_phases(recipe: Recipe) -> list[TrainConfig]:
+    return [copy.deepcopy(c) for c in recipe.phases]
