@@ -7,7 +7,8 @@ opens from disk, offline, in any current browser, and can be mailed or attached 
   frame while playing and on ``timeupdate``/``seeked`` otherwise; under it a timeline with a tick per
   point timestamp and a bar per track span (one row per track), which seek on click;
 * **images**: one ``<img>`` per image of the set with its points drawn on a canvas;
-* a panel with the answer text, the count (stated / pointed), parse errors and one row per object.
+* a panel with the answer text, the count (stated / pointed), parse errors and one row per object
+  (a click on a row seeks to the object's first time); ``viewer.html#t=12.5`` opens at 12.5 s.
 
 The data is ``GroundingResult.to_dict()`` (schema: ``molmo2.grounding.types``) embedded as JSON in a
 ``<script type="application/json">`` block, next to a small config (sampling interval, trail length,
@@ -361,6 +362,8 @@ if (M.kind === "video") {
   });
   buildTimeline();
   draw();
+  const m = /(?:^#|&)t=([0-9.]+)/.exec(location.hash);  // viewer.html#t=12.5 opens at 12.5 s
+  if (m) seek(parseFloat(m[1]));
 } else {
   const redraws = [];
   M.srcs.forEach((src, k) => {
