@@ -196,10 +196,14 @@ def _fit_annotation(ann: Annotation, sizes, timestamps, offset: float) -> Annota
 
 
 class Stream:
-    """Mixture -> prepared items, skipping bad examples with a counted warning."""
+    """Mixture -> prepared items, skipping bad examples with a counted warning.
 
-    def __init__(self, mixture: Mixture, prepare: Preparer, fits=None, log=print):
+    With several ranks, rank r prepares the examples whose stream index is r modulo the world size,
+    so the union over ranks is exactly the single-process stream."""
+
+    def __init__(self, mixture: Mixture, prepare: Preparer, fits=None, log=print, rank: int = 0, world: int = 1):
         self.mixture = mixture
+        self.rank, self.world = rank, world
         self.prepare = prepare
         self.fits = fits or (lambda item: True)
         self.skipped: Counter[str] = Counter()
@@ -225,7 +229,9 @@ class Stream:
 
     def __iter__(self) -> Iterator[TrainItem]:
         while True:
-            key, ex = self.mixture.draw()
+            key, ex = self.mixture.draw()  # every rank walks the whole stream (cheap) ...
+            if key[0] % self.world != self.rank:  # ... and prepares its own share only
+                continue
             item = self.item_at(key, ex)
             if item is not None:
                 yield item

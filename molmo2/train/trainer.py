@@ -138,14 +138,14 @@ class Trainer:
         if not d.manifests:
             raise ConfigError("no training data: set data.manifests to a list of JSONL manifests")
         sources = [Source(m, group=d.groups.get(m, "default")) for m in d.manifests]
-        mixture = Mixture(sources, d.group_rates or None, seed=d.seed + self.rank)
+        mixture = Mixture(sources, d.group_rates or None, seed=d.seed)
         settings = DataSettings(max_seq_len=d.seq_len, max_frames=d.max_frames, max_fps=d.max_fps,
                                 weighting=d.weighting)
-        prep = Preparer(self.processor, self.model.cfg, settings, seed=d.seed + self.rank)
+        prep = Preparer(self.processor, self.model.cfg, settings, seed=d.seed)
         packer = Packer(max_tokens=d.seq_len, max_crops=d.max_crops_per_row, buffer_size=d.buffer_size,
                         image_weight=d.image_weight)
         stream = Stream(mixture, prep, fits=lambda it: packer.fits(it.num_tokens, it.num_crops),
-                        log=self.log if self.rank == 0 else (lambda m: None))
+                        log=self.log if self.rank == 0 else (lambda m: None), rank=self.rank, world=self.world)
         return RowSource(stream, packer)
 
     def _resume(self, ckpt: Path) -> None:
