@@ -1,13 +1,23 @@
 """The ``molmo2`` command: one entry point, a table of subcommands, heavy imports inside each handler.
 
-Subcommands: ``generate`` (low-level: media + prompt -> answer text). The grounded verbs (ask, point,
-count, track, caption), ``train``, ``eval`` and ``serve`` arrive with their issues.
+Subcommands (``SUBCOMMANDS`` below; each adds its parser and handler):
+
+* ``ask | point | count | track | caption MEDIA... ["text"]``: the ``Molmo2`` pipeline's verbs. Prints the
+  answer (``--json``: the ``GroundingResult`` as JSON, schema in ``molmo2.grounding.types``); ``--out DIR``
+  writes ``answer.json`` (the full ``Answer``), ``result.json`` (the ``GroundingResult``), the annotated
+  media and the HTML viewer (``molmo2.viz``). Progress bars (loading, decoding, encoding, generating)
+  go to stderr when it is a terminal.
+* ``generate``: low-level, media + prompt -> answer text.
+
+``train``, ``eval`` and ``serve`` arrive with their issues.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 from molmo2.errors import Molmo2Error
 
@@ -50,11 +60,147 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="molmo2", description="Molmo2 vision-language models")
-    sub = parser.add_subparsers(dest="command", required=True)
+VERBS = {
+    # verb: (help, takes text, text metavar)
+    "ask": ("answer a question about images or a video", True, "QUESTION"),
+    "point": ("point to objects: pixel coordinates (per frame time for a video)", True, "QUERY"),
+    "count": ("count objects, with the points as evidence", True, "QUERY"),
+    "track": ("track objects through a video", True, "QUERY"),
+    "caption": ("describe images or a video", False, None),
+}
 
-    g = sub.add_parser("generate", help="answer a prompt about images or a video (greedy by default)")
+
+class _Bars:
+    """tqdm bars per pipeline stage (``progress(stage, done, total)``), on stderr."""
+
+    LABELS = {"load": "loading weights", "decode": "decoding media", "encode": "encoding frames",
+              "generate": "generating"}
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bars: dict = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        bar = self.bars.get(stage)
+        if bar is None or (done == 0 and bar.n > 0):
+            if bar is not None:
+                bar.close()
+            unit = {"load": "tensor", "decode": "step", "encode": "crop", "generate": "tok"}.get(stage, "it")
+            bar = self.bars[stage] = tqdm(total=total, desc=self.LABELS.get(stage, stage), unit=unit,
+                                          file=sys.stderr, leave=False, dynamic_ncols=True)
+        bar.total = total
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+            del self.bars[stage]
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+        self.bars.clear()
+
+
+def _verb(args: argparse.Namespace) -> int:
+    from molmo2.inference.media import media_kind
+    from molmo2.inference.pipeline import Molmo2
+
+    media_args = list(args.media)
+    media: object = media_args[0] if len(media_args) == 1 else media_args
+    kinds = [media_kind(m) for m in media_args]  # checks every file before the model is loaded
+    if len(media_args) > 1 and set(kinds) != {"image"}:
+        raise Molmo2Error("several media make an image set: pass images only, or one video")
+    bars = _Bars(enabled=not args.no_progress and sys.stderr.isatty())
+    try:
+        pipe = Molmo2.from_pretrained(args.model, device=args.device, dtype=DTYPES[args.dtype], cache_size=1,
+                                      progress=bars)
+        options: dict = {"max_new_tokens": args.max_new_tokens, "max_frames": args.max_frames,
+                         "max_fps": args.max_fps, "clip": args.clip, "subtitles": args.subtitles}
+        if args.slowfast is not None:
+            options["slowfast"] = args.slowfast
+        options = {k: v for k, v in options.items() if v is not None}
+        text_args = [args.text] if VERBS[args.command][1] else []
+        answer = getattr(pipe, args.command)(media, *text_args, **options)
+    finally:
+        bars.close()
+    result = answer.grounding.to_dict()
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(answer.text)
+        if args.command == "count":
+            print(f"count: {answer.count} ({len(answer.points)} points)", file=sys.stderr)
+    if args.slowfast is not None:
+        print(f"visual tokens: {answer.media.num_visual_tokens} (slowfast {args.slowfast})", file=sys.stderr)
+    if args.out:
+        _write_out(Path(args.out), media, answer)
+    return 0
+
+
+def _write_out(out: Path, media: object, answer) -> None:
+    """answer.json, result.json, and (with molmo2.viz) the annotated media and the viewer."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "answer.json").write_text(json.dumps(answer.to_dict(), indent=2) + "\n")
+    (out / "result.json").write_text(json.dumps(answer.grounding.to_dict(), indent=2) + "\n")
+    try:
+        from molmo2 import viz
+    except ImportError as e:  # the viz package is optional here; the JSON is the result
+        print(f"molmo2: wrote {out}/answer.json; no annotated media ({e})", file=sys.stderr)
+        return
+    kind = answer.media.kind
+    interval = None
+    ts = answer.media.timestamps
+    if ts and len(ts) > 1:
+        interval = (ts[-1] - ts[0]) / (len(ts) - 1)
+    if kind == "video" and not isinstance(media, (str, Path)):
+        print(f"molmo2: wrote {out}/answer.json; annotated media only for video files", file=sys.stderr)
+        return
+    render, write_viewer = getattr(viz, "render", None), getattr(viz, "write_viewer", None)
+    if render is not None:
+        render(media, answer.grounding, out / ("annotated.mp4" if kind == "video" else "annotated.png"),
+               interval=interval)
+    if write_viewer is not None:
+        write_viewer(out / "viewer.html", media, answer.grounding, interval=interval)
+
+
+def _clip(value: str) -> tuple[float, float]:
+    try:
+        a, b = (float(x) for x in value.replace(",", ":").split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--clip takes START:END seconds (e.g. 10:25.5), got {value!r}") from None
+    return a, b
+
+
+def _add_verb(sub, verb: str) -> None:
+    help_text, takes_text, metavar = VERBS[verb]
+    p = sub.add_parser(verb, help=help_text, description=help_text)
+    p.add_argument("media", nargs="+" if verb != "track" else 1, metavar="VIDEO" if verb == "track" else "MEDIA",
+                   help="image file(s) (several make an image set) or one video file")
+    if takes_text:
+        p.add_argument("text", metavar=metavar)
+    p.add_argument("--model", default="allenai/Molmo2-4B",
+                   help="model directory or Hugging Face repo id (default: allenai/Molmo2-4B)")
+    p.add_argument("--out", help="directory for answer.json, result.json, the annotated media and viewer.html")
+    p.add_argument("--json", action="store_true", help="print the GroundingResult as JSON instead of the text")
+    p.add_argument("--max-frames", type=int, help="most video frames to sample (default: the model's, 384)")
+    p.add_argument("--max-fps", type=float, help="most frames per second to sample (default: the model's, 2)")
+    p.add_argument("--clip", type=_clip, metavar="START:END", help="only this part of the video (seconds)")
+    p.add_argument("--slowfast", type=int, metavar="K",
+                   help="long videos: full detail on every K-th frame, coarser pooling on the frames between")
+    p.add_argument("--subtitles", metavar="FILE",
+                   help="subtitles for a video: an .srt/.vtt file, or 'embedded' for the video's own stream")
+    p.add_argument("--max-new-tokens", type=int, help="answer length limit (default: per task)")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(handler=_verb)
+
+
+def _add_generate(sub) -> None:
+    g = sub.add_parser("generate", help="low level: answer a prompt about images or a video (greedy by default)")
     g.add_argument("--model", required=True, help="model directory or Hugging Face repo id")
     g.add_argument("--image", action="append", default=[], help="image file (repeat for an image set)")
     g.add_argument("--video", help="video file")
@@ -68,6 +214,36 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     g.add_argument("--device", default="cpu")
     g.set_defaults(handler=_generate)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from molmo2.train.launch import run
+
+    run(args.recipe, args.sets, dry_run=args.dry_run, run_dir=args.run_dir)
+    return 0
+
+
+def _add_train(sub) -> None:
+    t = sub.add_parser("train", help="train with a recipe (under torchrun for several GPUs/processes)")
+    t.add_argument("--recipe", required=True, help="debug-cpu, tiny-shapes, {pretrain,sft,long-sft}-{4b,8b,o-7b}")
+    t.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="typed override, e.g. optim.lr.llm=1e-5 or phase2.steps=100 (repeatable)")
+    t.add_argument("--run-dir", help="where checkpoints, logs and the final model go")
+    t.add_argument("--dry-run", action="store_true", help="print the plan (steps, tokens, memory) and exit")
+    t.set_defaults(handler=_train)
+
+
+# The subcommand table: name -> function adding its parser (train, eval and serve slot in here).
+SUBCOMMANDS = {verb: (lambda sub, verb=verb: _add_verb(sub, verb)) for verb in VERBS}
+SUBCOMMANDS["generate"] = _add_generate
+SUBCOMMANDS["train"] = _add_train
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="molmo2", description="Molmo2 vision-language models")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in SUBCOMMANDS.values():
+        add(sub)
     return parser
 
 

@@ -4,6 +4,11 @@ Works on token ids only; the processor owns text and media. Greedy by default; t
 top-p sampling with an optional seed; stops on EOS, on a caller-supplied stop check (for stop
 strings), or at ``max_new_tokens``. Several prompts run as one left-padded batch; finished rows keep
 stepping with a pad token (cheaper than reshaping the cache) and their output is cut at the stop.
+
+``prefill_cache`` + ``generate(..., cache=)`` reuse a shared prompt prefix (e.g. the visual tokens of a
+video asked about several times): the prefix's keys/values are computed once and every later prompt
+that starts with it only prefills its own remaining tokens. This is exact, because no token of the
+prefix attends to anything after it (visual tokens attend bidirectionally only among themselves).
 """
 
 from __future__ import annotations
@@ -75,15 +80,30 @@ def generate(
     pad_token_id: int = 0,
     stop_check: Callable[[list[int]], bool] | None = None,
     visual_features: torch.Tensor | None = None,
+    cache: KVCache | None = None,
 ) -> list[Generated]:
     """Generate for a batch ``input_ids [B, T]`` (left-padded when ``attention_mask`` has zeros).
 
     ``stop_check(tokens)`` is called on a row's generated ids after each step (e.g. to detect stop
-    strings in the decoded text); returning True ends that row."""
+    strings in the decoded text); returning True ends that row.
+
+    ``cache``: a KV cache (from ``prefill_cache``) already holding the first ``cache.length`` tokens
+    of ``input_ids`` (no padding); only the rest is prefilled, so ``visual``/``visual_features`` must
+    belong to the rest (usually: none). Generation writes on into it; the caller rewinds
+    ``cache.length`` to reuse the prefix again. It needs room for ``T + max_new_tokens`` positions."""
     p = (params or SamplingParams()).validate()
     device = model.device
     input_ids = input_ids.to(device)
     B, T = input_ids.shape
+    past = 0
+    if cache is not None:
+        past = cache.length
+        if attention_mask is not None and not bool(attention_mask.all()):
+            raise ValueError("a prefilled cache cannot be combined with left padding")
+        if not 0 < past < T:
+            raise ValueError(f"the cache holds {past} positions; the prompt must be longer than that ({T} tokens)")
+        if cache.max_len < T + p.max_new_tokens:
+            raise ValueError(f"the cache holds at most {cache.max_len} positions; {T + p.max_new_tokens} needed")
     if attention_mask is not None:
         attention_mask = attention_mask.to(device)
         if bool(attention_mask.all()):
@@ -93,9 +113,10 @@ def generate(
     if p.seed is not None:
         generator = torch.Generator(device=device).manual_seed(p.seed)
 
-    cache = KVCache(model.cfg.text, B, T + p.max_new_tokens, model.dtype, device)
+    if cache is None:
+        cache = KVCache(model.cfg.text, B, T + p.max_new_tokens, model.dtype, device)
     t0 = time.perf_counter()
-    logits = model(input_ids, visual=visual.to(device) if visual is not None else None,
+    logits = model(input_ids[:, past:], visual=visual.to(device) if visual is not None else None,
                    attention_mask=attention_mask, cache=cache, visual_features=visual_features,
                    logits_to_keep=1)[:, -1]
     t_prefill = time.perf_counter() - t0
@@ -110,8 +131,26 @@ def generate(
                      pad_token_id, stop_check)
     elapsed = time.perf_counter() - t0
     n_new = sum(len(o) for o in outputs)
-    stats = {"prefill_s": t_prefill, "decode_s": elapsed - t_prefill, "prompt_tokens": T, "new_tokens": n_new}
+    stats = {"prefill_s": t_prefill, "decode_s": elapsed - t_prefill, "prompt_tokens": T, "new_tokens": n_new,
+             "cached_tokens": past}
     return [Generated(o, r, stats) for o, r in zip(outputs, reasons)]
+
+
+@torch.inference_mode()
+def prefill_cache(
+    model: Molmo2Model,
+    prefix_ids: torch.Tensor,
+    visual_features: torch.Tensor | None = None,
+    max_len: int | None = None,
+) -> KVCache:
+    """Keys/values of a prompt prefix ``prefix_ids [1, P]`` (with its visual features, one per
+    ``<im_patch>``), in a cache of ``max_len`` positions (default ``P``) for ``generate(..., cache=)``.
+
+    The prefix must end where no later token can change it: after the last visual token."""
+    P = prefix_ids.shape[1]
+    cache = KVCache(model.cfg.text, prefix_ids.shape[0], max(max_len or P, P), model.dtype, model.device)
+    model(prefix_ids.to(model.device), cache=cache, visual_features=visual_features, logits_to_keep=1)
+    return cache
 
 
 def _decode_loop(model, p, logits, attention_mask, cache, outputs, reasons, done, stops, generator,

@@ -5,7 +5,8 @@
 ``processor_config.json`` (layout flags) and the chat template of a model directory; missing files
 fall back to the released models' values.
 
-``encode`` turns one rendered prompt plus its media into an ``Encoded`` example; ``collate`` left-pads
+``prepare`` processes the media of a prompt once (reusable with any prompt text); ``encode`` turns one
+rendered prompt plus its media (raw or prepared) into an ``Encoded`` example; ``collate`` left-pads
 several into a batch whose visual pooling indices are offset into the concatenated crops.
 """
 
@@ -22,7 +23,7 @@ import torch
 
 from molmo2.errors import CheckpointError, MediaError
 from molmo2.processing import tokens
-from molmo2.processing.image import ImageSettings, frames_to_patches, image_to_patches
+from molmo2.processing.image import ImageSettings, frames_to_patches, image_to_patches, pool_windows
 from molmo2.processing.media import ImageLike, load_image
 
 
@@ -40,6 +41,25 @@ class Encoded:
     input_ids: torch.Tensor
     pixel_values: torch.Tensor | None = None
     pooling: torch.Tensor | None = None
+    media_sizes: list[tuple[int, int]] = field(default_factory=list)
+    timestamps: list[float] | None = None
+
+    @property
+    def num_visual_tokens(self) -> int:
+        return 0 if self.pooling is None else int(self.pooling.shape[0])
+
+
+@dataclass
+class PreparedMedia:
+    """The media of one prompt, processed (``Molmo2Processor.prepare``) and independent of its text.
+
+    ``image_blocks``: the token ids of each image; ``video_frames``: per frame, the timestamp text and
+    the frame's token ids."""
+
+    pixel_values: torch.Tensor | None  # [N, P, patch_dim]
+    pooling: torch.Tensor | None  # [tokens, K]
+    image_blocks: list[list[int]] = field(default_factory=list)
+    video_frames: list[tuple[str, list[int]]] | None = None
     media_sizes: list[tuple[int, int]] = field(default_factory=list)
     timestamps: list[float] | None = None
 
@@ -123,16 +143,25 @@ class Molmo2Processor:
         return self.tokenizer.decode(list(ids), skip_special_tokens)
 
     # ------------------------------------------------------------------------------ encoding
-    def encode(
+    def prepare(
         self,
-        prompt: str,
         images: Sequence[ImageLike] | None = None,
         video_frames: np.ndarray | None = None,
         timestamps: Sequence[float] | None = None,
-    ) -> Encoded:
-        """One rendered prompt (with ``<|image|>`` / ``<|video|>`` placeholders) and its media.
+        slowfast: int | None = None,
+        fast_pooling: tuple[int, int] | None = None,
+    ) -> PreparedMedia:
+        """Process the media of one prompt once: pixels, pooling and the token runs standing for them.
 
-        ``video_frames``: uint8 ``[T, H, W, 3]`` already sampled, with one timestamp (seconds) each."""
+        The result does not depend on the prompt text, so it can be encoded with many prompts
+        (``encode(prompt, prepared=...)``) without re-running the image pipeline.
+        ``video_frames``: uint8 ``[T, H, W, 3]`` already sampled, with one timestamp (seconds) each.
+
+        ``slowfast=K`` (video, K >= 2): SlowFast token budget for long videos. Every K-th frame (0, K,
+        2K, ...) keeps the model's pooling (3x3: 81 tokens per 378 px frame); the frames between are
+        pooled ``fast_pooling`` (default 3x the normal window: 9x9, 9 tokens per frame). Every frame
+        keeps its timestamp and its own ``<im_start> ... <im_end>`` run. The released models were not
+        trained this way, so answers move (bench/bench_pipeline.py measures how far)."""
         images = list(images or [])
         if images and video_frames is not None:
             raise MediaError("images and a video cannot be mixed in one prompt; ask about them separately")
@@ -155,17 +184,76 @@ class Molmo2Processor:
                 raise MediaError("give one timestamp (seconds) per video frame")
             vp = frames_to_patches(video_frames, self.image)
             pixel_parts.append(vp.patches)
-            pool_parts.append(vp.pooling)
             frame_ids = tokens.video_frame_ids(vp.grid[1], vp.grid[2], self.tokenizer.ids, self.flags)
-            frames = [(("" if k == 0 else " ") + f"{t:.1f} ", frame_ids) for k, t in enumerate(timestamps)]
+            per_frame = [frame_ids] * len(timestamps)
+            if slowfast is None:
+                pool_parts.append(vp.pooling)
+            else:
+                pooling, per_frame = self._slowfast(vp, slowfast, fast_pooling)
+                pool_parts.append(pooling)
+            frames = [(("" if k == 0 else " ") + f"{t:.1f} ", ids) for k, (t, ids) in enumerate(zip(timestamps,
+                                                                                                   per_frame))]
             sizes.append((video_frames.shape[2], video_frames.shape[1]))
-        ids = tokens.build_input_ids(self.tokenizer, prompt, blocks, frames)
-        return Encoded(
-            input_ids=torch.tensor(ids, dtype=torch.long),
+        return PreparedMedia(
             pixel_values=torch.cat(pixel_parts) if pixel_parts else None,
             pooling=torch.cat(pool_parts) if pool_parts else None,
+            image_blocks=blocks,
+            video_frames=frames,
             media_sizes=sizes,
             timestamps=list(map(float, timestamps)) if timestamps is not None else None,
+        )
+
+    def _slowfast(self, vp, every: int, fast: tuple[int, int] | None) -> tuple[torch.Tensor, list[list[int]]]:
+        """Pooling rows ``[tokens, K]`` and per-frame token ids with every ``every``-th frame slow."""
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise MediaError(f"slowfast must be a positive integer K (every K-th frame at full detail), got {every!r}")
+        T, rows, cols = vp.grid[0], vp.grid[1], vp.grid[2]
+        n = self.image.patches_per_side
+        sh, sw = self.image.video_pooling_size
+        fh, fw = fast or (3 * sh, 3 * sw)
+        if fh < 1 or fw < 1:
+            raise MediaError(f"fast_pooling must be two positive window sizes, got {fast!r}")
+        fast_win = pool_windows(torch.arange(n * n, dtype=torch.int32).reshape(n, n), fh, fw)
+        frows, fcols = fast_win.shape[:2]
+        fast_win = fast_win.reshape(frows * fcols, fh * fw).long()
+        slow_KM = vp.pooling.reshape(T, rows * cols, sh * sw)
+        width = max(sh * sw, fh * fw)
+        slow_ids = tokens.video_frame_ids(rows, cols, self.tokenizer.ids, self.flags)
+        fast_ids = tokens.video_frame_ids(frows, fcols, self.tokenizer.ids, self.flags)
+        parts, ids = [], []
+        for t in range(T):
+            if t % every == 0:
+                rows_t = slow_KM[t]
+                ids.append(slow_ids)
+            else:
+                rows_t = torch.where(fast_win >= 0, fast_win + t * n * n, -1)
+                ids.append(fast_ids)
+            parts.append(torch.nn.functional.pad(rows_t, (0, width - rows_t.shape[1]), value=-1))
+        return torch.cat(parts), ids
+
+    def encode(
+        self,
+        prompt: str,
+        images: Sequence[ImageLike] | None = None,
+        video_frames: np.ndarray | None = None,
+        timestamps: Sequence[float] | None = None,
+        prepared: PreparedMedia | None = None,
+    ) -> Encoded:
+        """One rendered prompt (with ``<|image|>`` / ``<|video|>`` placeholders) and its media, given
+        as ``images`` / ``video_frames`` + ``timestamps`` or already ``prepared``.
+
+        ``video_frames``: uint8 ``[T, H, W, 3]`` already sampled, with one timestamp (seconds) each."""
+        if prepared is None:
+            prepared = self.prepare(images, video_frames, timestamps)
+        elif images or video_frames is not None:
+            raise ValueError("pass the media either raw (images / video_frames) or prepared, not both")
+        ids = tokens.build_input_ids(self.tokenizer, prompt, prepared.image_blocks, prepared.video_frames)
+        return Encoded(
+            input_ids=torch.tensor(ids, dtype=torch.long),
+            pixel_values=prepared.pixel_values,
+            pooling=prepared.pooling,
+            media_sizes=list(prepared.media_sizes),
+            timestamps=None if prepared.timestamps is None else list(prepared.timestamps),
         )
 
     def collate(self, examples: Sequence[Encoded]) -> Batch:

@@ -1,0 +1,557 @@
+"""``Molmo2``: the pipeline. Media + a question in, a typed answer out.
+
+    m = Molmo2.from_pretrained("allenai/Molmo2-4B")
+    m.point("dogs.jpg", "dogs").points          # [Point(x=231.0, y=448.0, ...), ...] in pixels
+    m.count("dogs.jpg", "dogs").count           # 3 (the points are the evidence: .points)
+    m.track("match.mp4", "the ball").tracks      # [Track(object_id=1, points=[...]), ...]
+    m.ask("match.mp4", "Who scores?").text
+    m.caption(["a.png", "b.png"]).text           # an image set
+    m.chat([{"role": "user", "content": "What is this?"}, {"role": "assistant", "content": "A cat."},
+            {"role": "user", "content": "What colour?"}], media="cat.png")
+
+It composes the parts (STYLE habit 6): ``molmo2.inference.media`` says what the media is and decodes it,
+the processor turns media and text into token ids, the model encodes the visual tokens, ``generate``
+works on ids, ``molmo2.grounding.parse`` turns the answer into points / tracks / counts. Prompts are
+the canonical ones of the released training templates (``PROMPTS``; training.md §5.4: demo styles such
+as pointing, counting, tracking and captions carry no ``style:`` prefix).
+
+Caching (why a second question about the same video is cheap): each media (keyed by
+``molmo2.inference.media.media_key``: path + size + mtime, or a content hash, plus the video sampling
+options) keeps, in a bounded LRU (``cache_size`` entries), its processed pixels, its encoded visual
+features ``[num_visual_tokens, D]`` and the KV cache of the prompt prefix that ends with the last
+visual token (BOS, the image/frame tokens and the timestamps between them). The chat template puts
+all media before any turn, so every question about that media starts with that prefix and only its
+own text is prefilled; reusing the prefix is exact because no prefix token attends past it.
+
+Video options (per call, defaults from the pipeline, then from the model's preprocessor config):
+``max_frames``, ``max_fps``, ``clip=(start, end)`` seconds, ``slowfast=K`` (full detail on every K-th
+frame, coarser pooling between: fewer visual tokens for long videos; ``Answer.media.num_visual_tokens``
+reports the count), ``subtitles`` (an .srt/.vtt path,
+``"embedded"`` for the video file's own text subtitle stream, or ``(start, end, text)`` lines; given
+to the model as the released chat template's ``subtitle`` message, windowed to the sampled frames).
+Timestamps in results are on the video's own timeline (a clip's offset is added back).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from molmo2.errors import MediaError, Molmo2Error
+from molmo2.grounding import GroundingResult, Point, Track, parse
+from molmo2.inference.generate import SamplingParams, generate, prefill_cache
+from molmo2.inference.media import LoadedMedia, VideoOptions, load_media, media_key, media_kind
+from molmo2.model import KVCache, Molmo2Model
+from molmo2.processing import Molmo2Processor, PreparedMedia
+from molmo2.processing.tokens import VISUAL_TOKENS
+
+DEFAULT_MODEL = "allenai/Molmo2-4B"
+
+# The canonical prompt of each verb (the first template of each task in the released SFT mixture,
+# kept in step with molmo2/train/prompts.py so that models trained here answer them too).
+PROMPTS = {
+    "point": "Point to the {query}.",
+    "count": "How many {query} are there?",
+    "track": "Track the {query}.",
+    "caption_image": "Describe this image.",
+    "caption_video": "Describe this video.",
+}
+# Default answer budgets (model.md §8: the official eval defaults per task kind).
+MAX_NEW_TOKENS = {
+    ("ask", False): 448, ("ask", True): 448,
+    ("point", False): 192, ("point", True): 2048,
+    ("count", False): 192, ("count", True): 2048,
+    ("track", True): 4096,
+    ("caption", False): 448, ("caption", True): 2048,
+}
+MAX_QUERY_CHARS = 1000  # a point/count/track query names objects ("red cars"), it is not a document
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total); stages: "decode", "encode", "generate"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MediaInfo:
+    """What the model saw. ``sizes``: (width, height) per image, or one for the video frames;
+    ``timestamps``: seconds on the video's timeline of each sampled frame (video only)."""
+
+    kind: str  # "image", "images", "video" or "none"
+    sizes: list[tuple[int, int]]
+    timestamps: list[float] | None = None
+    num_visual_tokens: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "sizes": [list(s) for s in self.sizes], "timestamps": self.timestamps,
+                "num_visual_tokens": self.num_visual_tokens}
+
+
+@dataclass
+class Answer:
+    """A generated answer: its text, what ``parse`` found in it, and how it was made.
+
+    ``timings`` (seconds): ``media`` (decode + preprocess), ``vision`` (ViT + connector), ``prefill``
+    and ``generate`` (token by token), ``total``; ``cached`` is True when the media's features and
+    prompt prefix came from the cache."""
+
+    text: str
+    grounding: GroundingResult
+    media: MediaInfo
+    finish_reason: str  # "stop" or "length"
+    prompt: str  # the last user turn as sent to the model
+    timings: dict[str, float] = field(default_factory=dict)
+    cached: bool = False
+    num_prompt_tokens: int = 0
+    num_new_tokens: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "grounding": self.grounding.to_dict(), "media": self.media.to_dict(),
+                "finish_reason": self.finish_reason, "prompt": self.prompt, "timings": dict(self.timings),
+                "cached": self.cached, "num_prompt_tokens": self.num_prompt_tokens,
+                "num_new_tokens": self.num_new_tokens}
+
+
+@dataclass
+class PointAnswer(Answer):
+    """``point``: ``.points`` in pixels (``t`` set for a video, ``image`` for an image set)."""
+
+    @property
+    def points(self) -> list[Point]:
+        return self.grounding.points
+
+
+@dataclass
+class CountAnswer(Answer):
+    """``count``: ``.count`` (the number stated, else the number pointed at) with ``.points`` as evidence."""
+
+    @property
+    def count(self) -> int:
+        return self.grounding.count.value
+
+    @property
+    def points(self) -> list[Point]:
+        return self.grounding.points
+
+
+@dataclass
+class TrackAnswer(Answer):
+    """``track``: one ``Track`` per object, its points sorted by time."""
+
+    @property
+    def tracks(self) -> list[Track]:
+        return self.grounding.tracks
+
+
+# ---------------------------------------------------------------------------------------------------
+# The media cache
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Entry:
+    """One media, processed and encoded; ``prefix_cache`` holds ``prefix_ids`` (built on first use)."""
+
+    kind: str
+    prepared: PreparedMedia
+    sizes: list[tuple[int, int]]
+    timestamps: list[float] | None  # on the video's timeline
+    time_offset: float
+    features: torch.Tensor | None  # [num_visual_tokens, D_text]
+    prefix_ids: list[int] | None = None
+    prefix_cache: KVCache | None = None
+
+
+@dataclass
+class CacheInfo:
+    hits: int
+    misses: int
+    size: int
+    max_size: int
+
+
+class _LRU:
+    def __init__(self, max_size: int):
+        self.max_size = max_size
+        self.items: OrderedDict[Hashable, _Entry] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def get(self, key: Hashable) -> _Entry | None:
+        entry = self.items.get(key)
+        if entry is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self.items.move_to_end(key)
+        return entry
+
+    def put(self, key: Hashable, entry: _Entry) -> None:
+        if self.max_size <= 0:
+            return
+        self.items[key] = entry
+        self.items.move_to_end(key)
+        while len(self.items) > self.max_size:
+            self.items.popitem(last=False)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The pipeline
+# ---------------------------------------------------------------------------------------------------
+
+
+class Molmo2:
+    """Ask, point, count, track and caption on images, image sets and videos. See the module docstring.
+
+    ``cache_size``: how many media to keep encoded (0 turns the cache off); ``max_frames`` /
+    ``max_fps``: video sampling defaults (else the model's); ``progress(stage, done, total)``: called
+    while decoding media, encoding frames and generating tokens (the CLI draws bars with it)."""
+
+    def __init__(
+        self,
+        model: Molmo2Model,
+        processor: Molmo2Processor,
+        *,
+        cache_size: int = 4,
+        max_frames: int | None = None,
+        max_fps: float | None = None,
+        progress: Progress | None = None,
+        vision_batch: int = 16,
+    ):
+        self.model = model.eval()
+        self.processor = processor
+        self.max_frames = max_frames
+        self.max_fps = max_fps
+        self.progress = progress
+        self.vision_batch = vision_batch
+        self._cache = _LRU(cache_size)
+        special = set(VISUAL_TOKENS) | {"<|im_start|>", "<|im_end|>", "<|endoftext|>"}
+        self._special_strings = sorted(special)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path = DEFAULT_MODEL,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: str | torch.dtype = "float32",
+        cache_size: int = 4,
+        max_frames: int | None = None,
+        max_fps: float | None = None,
+        progress: Progress | None = None,
+    ) -> Molmo2:
+        """Load a model directory or Hugging Face repo id (default ``allenai/Molmo2-4B``)."""
+        from molmo2.checkpoint import load_model, resolve_model_dir
+
+        if isinstance(dtype, str):
+            names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+                     "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+            if dtype not in names:
+                raise Molmo2Error(f"unknown dtype {dtype!r}; use one of {sorted(names)}")
+            dtype = names[dtype]
+        model_dir = resolve_model_dir(name_or_path)
+        processor = Molmo2Processor.from_pretrained(model_dir)
+        load_progress = None if progress is None else (lambda done, total: progress("load", done, total))
+        model = load_model(model_dir, dtype=dtype, device=device, progress=load_progress)
+        return cls(model, processor, cache_size=cache_size, max_frames=max_frames, max_fps=max_fps,
+                   progress=progress)
+
+    # ------------------------------------------------------------------------------------ verbs
+    def ask(self, media: Any, question: str, **options: Any) -> Answer:
+        """Answer a free-form ``question`` about ``media`` (see ``chat`` for ``options``)."""
+        self._check_text(question, "question")
+        return self._answer(Answer, "ask", media, [{"role": "user", "content": question}], **options)
+
+    def point(self, media: Any, query: str, **options: Any) -> PointAnswer:
+        """Point to every ``query`` (e.g. ``"dogs"``): ``.points`` in pixels."""
+        prompt = PROMPTS["point"].format(query=self._check_query(query))
+        return self._answer(PointAnswer, "point", media, [{"role": "user", "content": prompt}], **options)
+
+    def count(self, media: Any, query: str, **options: Any) -> CountAnswer:
+        """Count the ``query`` objects: ``.count``, with the ``.points`` the model counted."""
+        prompt = PROMPTS["count"].format(query=self._check_query(query))
+        return self._answer(CountAnswer, "count", media, [{"role": "user", "content": prompt}], **options)
+
+    def track(self, video: Any, query: str, **options: Any) -> TrackAnswer:
+        """Track the ``query`` objects through a video: ``.tracks``, one per object."""
+        if video is not None and media_kind(video) != "video":
+            raise MediaError("track needs a video (a video file, a Video or (frames, timestamps)); "
+                             "use point() for images")
+        prompt = PROMPTS["track"].format(query=self._check_query(query))
+        return self._answer(TrackAnswer, "track", video, [{"role": "user", "content": prompt}], **options)
+
+    def caption(self, media: Any, **options: Any) -> Answer:
+        """Describe ``media``."""
+        kind = media_kind(media)
+        prompt = PROMPTS["caption_video" if kind == "video" else "caption_image"]
+        return self._answer(Answer, "caption", media, [{"role": "user", "content": prompt}], **options)
+
+    def chat(self, messages: Sequence[dict], media: Any = None, **options: Any) -> Answer:
+        """Continue a conversation about ``media``: ``messages`` alternate ``{"role": "user" |
+        "assistant", "content": str}``, starting and ending with a user turn.
+
+        Options (every verb takes them): ``max_new_tokens``, ``sampling`` (a ``SamplingParams``; greedy
+        by default), ``max_frames``, ``max_fps``, ``clip=(start, end)``, ``slowfast=K``, ``subtitles`` (a list of
+        ``(start, end, text)``, an ``.srt``/``.vtt`` path or ``"embedded"``; video only)."""
+        turns = self._check_messages(messages)
+        return self._answer(Answer, "ask", media, turns, **options)
+
+    # -------------------------------------------------------------------------------- cache API
+    def cache_info(self) -> CacheInfo:
+        c = self._cache
+        return CacheInfo(c.hits, c.misses, len(c.items), c.max_size)
+
+    def clear_cache(self) -> None:
+        self._cache.items.clear()
+
+    # ---------------------------------------------------------------------------------- checks
+    def _check_text(self, text: Any, what: str) -> str:
+        if not isinstance(text, str):
+            raise Molmo2Error(f"the {what} must be a string, got {type(text).__name__}")
+        if not text.strip():
+            raise Molmo2Error(f"the {what} is empty; say what you want to know")
+        bad = [s for s in self._special_strings if s in text]
+        if bad:
+            raise Molmo2Error(f"the {what} contains the model's special token(s) {bad}; remove them "
+                              "(media are passed separately, not as placeholders in the text)")
+        return text
+
+    def _check_query(self, query: Any) -> str:
+        query = self._check_text(query, "query")
+        if len(query) > MAX_QUERY_CHARS:
+            raise Molmo2Error(f"the query is {len(query)} characters long; a point/count/track query names what "
+                              f"to find (e.g. 'red cars') in at most {MAX_QUERY_CHARS} characters. "
+                              "Use ask() for long questions")
+        return query.strip().rstrip(".")
+
+    def _check_messages(self, messages: Sequence[dict]) -> list[dict]:
+        if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence) or not messages:
+            raise Molmo2Error("messages must be a non-empty list of {'role': 'user'|'assistant', 'content': str}")
+        turns = []
+        for k, m in enumerate(messages):
+            role = m.get("role") if isinstance(m, dict) else None
+            expected = "user" if k % 2 == 0 else "assistant"
+            if role != expected:
+                raise Molmo2Error(f"message {k} has role {role!r}, expected {expected!r}: turns alternate user / "
+                                  "assistant, starting with user (pass media with media=, subtitles with subtitles=)")
+            turns.append({"role": role, "content": self._check_text(m.get("content"), f"content of message {k}")})
+        if turns[-1]["role"] != "user":
+            raise Molmo2Error("the last message must be a user turn (the model answers it)")
+        return turns
+
+    # ------------------------------------------------------------------------------------- core
+    def _report(self, stage: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(stage, done, total)
+
+    def _video_options(self, max_frames, max_fps, clip, slowfast) -> VideoOptions:
+        if max_frames is None:
+            max_frames = self.max_frames if self.max_frames is not None else self.processor.video.max_frames
+        if max_fps is None:
+            max_fps = self.max_fps if self.max_fps is not None else self.processor.video.max_fps
+        return VideoOptions(max_frames, max_fps, None if clip is None else tuple(clip), slowfast).validate()
+
+    def _entry(self, media: Any, kind: str, options: VideoOptions | None, timings: dict) -> tuple[_Entry, bool]:
+        key = media_key(media, kind, options)
+        entry = self._cache.get(key)
+        if entry is not None:
+            return entry, True
+        t0 = time.perf_counter()
+        self._report("decode", 0, 1)
+        loaded: LoadedMedia = load_media(media, kind, options)
+        if loaded.is_video:
+            video = loaded.video
+            prepared = self.processor.prepare(video_frames=video.frames, timestamps=video.timestamps,
+                                              slowfast=options.slowfast)
+            timestamps = [float(t) for t in video.absolute_timestamps]
+            offset = float(video.time_offset)
+        else:
+            prepared = self.processor.prepare(images=loaded.images)
+            timestamps, offset = None, 0.0
+        self._report("decode", 1, 1)
+        timings["media"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        features = self._encode(prepared)
+        timings["vision"] = time.perf_counter() - t0
+        entry = _Entry(kind, prepared, list(prepared.media_sizes), timestamps, offset, features)
+        self._cache.put(key, entry)
+        return entry, False
+
+    @torch.inference_mode()
+    def _encode(self, prepared: PreparedMedia) -> torch.Tensor | None:
+        """Visual features ``[num_visual_tokens, D]``: the ViT in batches of crops (for progress and
+        memory), then the connector over all of them (its pooling indices span crops)."""
+        if prepared.pixel_values is None:
+            return None
+        model, device = self.model, self.model.device
+        pixels_NPC = prepared.pixel_values
+        N = pixels_NPC.shape[0]
+        parts = []
+        self._report("encode", 0, N)
+        for start in range(0, N, self.vision_batch):
+            parts.append(model.vision_features(pixels_NPC[start:start + self.vision_batch].to(device)))
+            self._report("encode", min(N, start + self.vision_batch), N)
+        feats_NPC = torch.cat(parts)
+        return model.connector(feats_NPC.reshape(-1, feats_NPC.shape[-1]), prepared.pooling.to(device))
+
+    @staticmethod
+    def _messages(entry: _Entry | None, turns: list[dict], subtitle_text: str | None) -> list[dict]:
+        items = []
+        if entry is not None and entry.kind == "video":
+            items = [{"type": "video"}]
+        elif entry is not None:
+            # the template counts image items; their position in the turn does not matter
+            items = [{"type": "image"}] * len(entry.sizes)
+        first = turns[0]
+        messages = [{"role": "user", "content": items + [{"type": "text", "text": first["content"]}]}]
+        messages += [{"role": m["role"], "content": [{"type": "text", "text": m["content"]}]} for m in turns[1:]]
+        if subtitle_text:
+            messages.insert(0, {"role": "subtitle", "content": subtitle_text})
+        return messages
+
+    def _answer(
+        self,
+        result_cls: type,
+        verb: str,
+        media: Any,
+        turns: list[dict],
+        *,
+        max_new_tokens: int | None = None,
+        sampling: SamplingParams | None = None,
+        max_frames: int | None = None,
+        max_fps: float | None = None,
+        clip: tuple[float, float] | None = None,
+        subtitles: Any = None,
+        slowfast: int | None = None,
+    ) -> Answer:
+        t_start = time.perf_counter()
+        timings: dict[str, float] = {"media": 0.0, "vision": 0.0}
+        kind = None if media is None else media_kind(media)
+        is_video = kind == "video"
+        if (max_frames is not None or clip is not None or slowfast is not None) and kind is not None \
+                and not is_video:
+            raise MediaError("max_frames, clip and slowfast apply to videos; this media is not one")
+        if subtitles is not None and not is_video:
+            raise MediaError("subtitles go with a video; this media is not one")
+        options = self._video_options(max_frames, max_fps, clip, slowfast) if is_video else None
+        if max_new_tokens is None:
+            max_new_tokens = sampling.max_new_tokens if sampling is not None else MAX_NEW_TOKENS.get(
+                (verb, is_video), 448)
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise Molmo2Error(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
+        params = dataclasses.replace(sampling or SamplingParams(), max_new_tokens=max_new_tokens)
+        try:
+            params.validate()
+        except ValueError as e:
+            raise Molmo2Error(str(e)) from e
+
+        entry, cached = (None, False) if kind is None else self._entry(media, kind, options, timings)
+        subtitle_text = None
+        if subtitles is not None:
+            from molmo2.processing.subtitles import load_subtitles
+            from molmo2.processing.subtitles import subtitle_text as window
+
+            subtitle_text = window(load_subtitles(subtitles, media), entry.timestamps, entry.time_offset)
+        prompt = self.processor.render(self._messages(entry, turns, subtitle_text))
+        enc = self.processor.encode(prompt, prepared=entry.prepared if entry is not None else _NO_MEDIA)
+        ids = enc.input_ids.tolist()
+        limit = self.model.cfg.text.max_position_embeddings
+        if len(ids) + max_new_tokens > limit:
+            raise Molmo2Error(
+                f"the prompt is {len(ids)} tokens and up to {max_new_tokens} new tokens are allowed, more than the "
+                f"model's context of {limit} tokens; shorten the question"
+                + (", sample fewer frames (max_frames) or a shorter clip" if is_video else "")
+                + " or lower max_new_tokens")
+
+        tok = self.processor.tokenizer
+        num_new = [0]
+
+        def stop_check(out: list[int]) -> bool:
+            num_new[0] = len(out)
+            self._report("generate", len(out), max_new_tokens)
+            return False
+
+        self._report("generate", 0, max_new_tokens)
+        if entry is None or entry.features is None:
+            out = generate(self.model, enc.input_ids[None], params=params, eos_token_id=tok.eos_id,
+                           pad_token_id=tok.pad_id, stop_check=stop_check)[0]
+        else:
+            out = self._generate_with_prefix(entry, ids, params, stop_check, cached, timings)
+        self._report("generate", max_new_tokens, max_new_tokens)
+        text = self.processor.decode(out.token_ids).strip()
+        timings.update(prefill=out.stats["prefill_s"], generate=out.stats["decode_s"])
+        timings["total"] = time.perf_counter() - t_start
+
+        info = MediaInfo(kind or "none", [] if entry is None else entry.sizes,
+                         None if entry is None else entry.timestamps,
+                         0 if entry is None else entry.prepared.num_visual_tokens)
+        grounding = self._parse(text, entry)
+        return result_cls(text=text, grounding=grounding, media=info, finish_reason=out.finish_reason,
+                          prompt=turns[-1]["content"], timings=timings, cached=cached,
+                          num_prompt_tokens=len(ids), num_new_tokens=len(out.token_ids))
+
+    def _generate_with_prefix(self, entry: _Entry, ids: list[int], params: SamplingParams, stop_check, cached: bool,
+                              timings: dict):
+        """Generate reusing (or first building) the KV cache of the media prefix of ``ids``."""
+        visual_ids = set(self.model.cfg.visual_token_ids)
+        P = max(i for i, t in enumerate(ids) if t in visual_ids) + 1  # the prefix ends at the last visual token
+        needed = len(ids) + params.max_new_tokens
+        tok = self.processor.tokenizer
+        ids_1T = torch.tensor([ids], dtype=torch.long)
+        if self._cache.max_size <= 0:  # no cache: one plain prefill
+            return generate(self.model, ids_1T, params=params, eos_token_id=tok.eos_id, pad_token_id=tok.pad_id,
+                            stop_check=stop_check, visual_features=entry.features)[0]
+        t0 = time.perf_counter()
+        if entry.prefix_cache is None or entry.prefix_ids != ids[:P]:
+            entry.prefix_ids = ids[:P]
+            entry.prefix_cache = prefill_cache(self.model, ids_1T[:, :P], entry.features, max_len=needed)
+        elif entry.prefix_cache.max_len < needed:
+            entry.prefix_cache = self._grow(entry.prefix_cache, P, needed)
+        t_prefix = time.perf_counter() - t0
+        cache = entry.prefix_cache
+        cache.length = P
+        try:
+            if P == len(ids):  # nothing after the media (cannot happen with the chat template)
+                raise Molmo2Error("the prompt has no text after the media")
+            out = generate(self.model, ids_1T, params=params, eos_token_id=tok.eos_id, pad_token_id=tok.pad_id,
+                           stop_check=stop_check, cache=cache)[0]
+        finally:
+            cache.length = P  # the prefix stays valid for the next question
+        out.stats["prefill_s"] += t_prefix
+        return out
+
+    def _grow(self, cache: KVCache, length: int, max_len: int) -> KVCache:
+        """A larger cache holding the first ``length`` positions of ``cache``."""
+        bigger = KVCache(self.model.cfg.text, cache.k.shape[1], max_len, cache.k.dtype, cache.k.device)
+        bigger.k[:, :, :, :length] = cache.k[:, :, :, :length]
+        bigger.v[:, :, :, :length] = cache.v[:, :, :, :length]
+        bigger.length = length
+        return bigger
+
+    def _parse(self, text: str, entry: _Entry | None) -> GroundingResult:
+        if entry is None:
+            return GroundingResult(text=text, sizes=[])
+        if entry.kind == "video":
+            result = parse(text, entry.sizes[0], video=True)
+            if entry.time_offset:  # clip timestamps start at 0: put them back on the video's timeline
+                shift = entry.time_offset
+
+                def moved(p: Point) -> Point:
+                    return p if p.t is None else dataclasses.replace(p, t=round(p.t + shift, 6))
+
+                result.points = [moved(p) for p in result.points]
+                for track in result.tracks:
+                    track.points = [moved(p) for p in track.points]
+            return result
+        return parse(text, entry.sizes if entry.kind == "images" else entry.sizes[0], video=False)
+
+
+_NO_MEDIA = PreparedMedia(pixel_values=None, pooling=None)
