@@ -54,9 +54,10 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +136,10 @@ class ShapesConfig:
     crf: int = 12  # libx264 quality for videos (lower = closer to lossless)
 
     def __post_init__(self) -> None:
+        for name in ("image_size", "object_size", "num_objects", "num_frames", "shapes", "colours", "speed"):
+            if isinstance(getattr(self, name), list):  # e.g. read back from shapes_config.json
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+
         def bad(msg: str) -> Molmo2Error:
             return Molmo2Error(f"ShapesConfig: {msg}")
 
@@ -871,7 +876,9 @@ def make_example(out_dir: str | Path, index: int, config: ShapesConfig, kinds: S
 
 def generate_dataset(out_dir: str | Path, num_examples: int, config: ShapesConfig | None = None,
                      kinds: Sequence[str] | None = None, *, progress: bool = True) -> Path:
-    """Write ``num_examples`` examples: ``out_dir/data.jsonl`` + ``media/`` + ``gt/``. Returns the manifest."""
+    """Write ``num_examples`` examples: ``out_dir/data.jsonl`` + ``media/`` + ``gt/``, and the settings used
+    in ``out_dir/shapes_config.json`` (``ShapesConfig(**d["config"])`` rebuilds the config). Returns the
+    manifest path."""
     config = config or ShapesConfig()
     kinds = _check_kinds(kinds)
     if int(num_examples) != num_examples or num_examples < 1:
@@ -884,6 +891,9 @@ def generate_dataset(out_dir: str | Path, num_examples: int, config: ShapesConfi
         indices = tqdm(indices, desc=f"tiny-shapes ({config.media})", unit="ex")
     manifest = out_dir / "data.jsonl"
     write_jsonl(manifest, (make_example(out_dir, i, config, kinds) for i in indices))
+    settings = {"generator": "molmo2.data.shapes", "num_examples": int(num_examples), "kinds": list(kinds),
+                "config": asdict(config)}
+    (out_dir / "shapes_config.json").write_text(json.dumps(settings, indent=1) + "\n")
     return manifest
 
 

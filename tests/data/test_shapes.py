@@ -85,6 +85,8 @@ def test_same_seed_same_bytes_and_prefix_stable(tmp_path):
                 assert np.array_equal(fa, fb)
             else:
                 assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+    saved = json.loads((tmp_path / "a" / "shapes_config.json").read_text())
+    assert ShapesConfig(**saved["config"]) == cfg and saved["num_examples"] == 6
     other = generate_dataset(tmp_path / "d", 2, ShapesConfig(media="mixed", seed=12), progress=False)
     assert other.read_text().splitlines()[0] != a.read_text().splitlines()[0]
 
