@@ -17,9 +17,10 @@ Two halves, kept apart so the video writer can paint cheaply and the HTML viewer
 
   The sampling interval defaults to Molmo2's own (``default_interval``: 2 fps, at most 384 frames).
 
-* ``paint`` draws markers on an RGBA patch that covers only the markers (filled disc with a white rim,
-  the trail as a polyline thinning towards its tail, a label box "id label"); ``draw_markers`` pastes
-  that patch onto an RGB image, the MP4 writer blends it straight into YUV planes
+* ``paint`` draws markers on RGBA patches that cover only the markers, one per group of overlapping
+  markers (filled disc with a white rim, the trail as a polyline thinning towards its tail, a label box
+  "id label"); ``draw_markers`` pastes the patches onto an RGB image, the MP4 writer blends them
+  straight into YUV planes
   (``molmo2.viz.writers``). Colours are exact (no anti-aliasing inside the disc), so tests can check the
   pixel under a point. Sizes scale with the image (``Style.for_size``).
 
@@ -230,6 +231,18 @@ def _text_color(bg: RGB) -> RGB:
     return (0, 0, 0) if 0.299 * bg[0] + 0.587 * bg[1] + 0.114 * bg[2] > 150 else (255, 255, 255)
 
 
+@functools.lru_cache(maxsize=1024)
+def _label_sprite(text: str, color: RGB, font_size: int):
+    """The label box of ``text`` (opaque RGBA, 2 px padding), rendered once and pasted on every frame."""
+    from PIL import Image, ImageDraw
+
+    font = _font(font_size)
+    left, top, right, bottom = font.getbbox(text)
+    sprite = Image.new("RGBA", (right - left + 4, bottom - top + 4), (*color, 255))
+    ImageDraw.Draw(sprite).text((2 - left, 2 - top), text, fill=(*_text_color(color), 255), font=font)
+    return sprite
+
+
 @dataclass(frozen=True, slots=True)
 class _Placed:
     marker: Marker
@@ -237,15 +250,15 @@ class _Placed:
     y: float
     trail: tuple[tuple[float, float], ...]
     label_box: tuple[int, int, int, int] | None  # x0, y0, x1, y1 (inclusive-exclusive)
+    box: tuple[int, int, int, int]  # everything this marker draws, clipped to the image, aligned
 
 
-def _layout(markers: Sequence[Marker], scale: tuple[float, float], size: tuple[int, int], style: Style
-            ) -> tuple[list[_Placed], tuple[int, int, int, int] | None]:
-    """Scale markers into image pixels, place labels, and return the bounding box of everything."""
+def _layout(markers: Sequence[Marker], scale: tuple[float, float], size: tuple[int, int], style: Style,
+            align: int) -> list[_Placed]:
+    """Scale markers into image pixels, place their labels, and box what each one draws."""
     sx, sy = scale
     width, height = size
-    font = _font(style.font_size)
-    placed, boxes = [], []
+    placed = []
     pad = style.line + 2  # rim and line caps
     r = style.radius
     for m in markers:
@@ -253,68 +266,79 @@ def _layout(markers: Sequence[Marker], scale: tuple[float, float], size: tuple[i
         if not (math.isfinite(x) and math.isfinite(y)):
             continue
         trail = tuple((px * sx, py * sy) for px, py in m.trail)
-        box = None
-        if m.text:
-            left, top, right, bottom = font.getbbox(m.text)
-            tw, th = right - left + 4, bottom - top + 4
-            bx = int(min(max(x + r + 2, 0), max(width - tw, 0)))  # right of the disc, inside the image
-            by = int(min(max(y - r - th, 0), max(height - th, 0)))
-            box = (bx, by, bx + tw, by + th)
-            boxes.append(box)
         xs = [x] + [p[0] for p in trail]
         ys = [y] + [p[1] for p in trail]
-        boxes.append((math.floor(min(xs) - r - pad), math.floor(min(ys) - r - pad),
-                      math.ceil(max(xs) + r + pad) + 1, math.ceil(max(ys) + r + pad) + 1))
-        placed.append(_Placed(m, x, y, trail, box))
-    if not boxes:
-        return placed, None
-    x0 = max(0, min(b[0] for b in boxes))
-    y0 = max(0, min(b[1] for b in boxes))
-    x1 = min(width, max(b[2] for b in boxes))
-    y1 = min(height, max(b[3] for b in boxes))
-    if x1 <= x0 or y1 <= y0:
-        return placed, None
-    return placed, (x0, y0, x1, y1)
+        x0, y0 = math.floor(min(xs) - r - pad), math.floor(min(ys) - r - pad)
+        x1, y1 = math.ceil(max(xs) + r + pad) + 1, math.ceil(max(ys) + r + pad) + 1
+        label_box = None
+        if m.text:
+            tw, th = _label_sprite(m.text, m.color, style.font_size).size
+            bx = int(min(max(x + r + 2, 0), max(width - tw, 0)))  # right of the disc, inside the image
+            by = int(min(max(y - r - th, 0), max(height - th, 0)))
+            label_box = (bx, by, bx + tw, by + th)
+            x0, y0, x1, y1 = min(x0, bx), min(y0, by), max(x1, bx + tw), max(y1, by + th)
+        x0, y0 = max(0, x0 - x0 % align), max(0, y0 - y0 % align)
+        x1, y1 = min(width, -(-x1 // align) * align), min(height, -(-y1 // align) * align)
+        if x1 > x0 and y1 > y0:
+            placed.append(_Placed(m, x, y, trail, label_box, (x0, y0, x1, y1)))
+    return placed
+
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _group(placed: list[_Placed]) -> list[tuple[tuple[int, int, int, int], list[_Placed]]]:
+    """Merge markers whose boxes overlap (transitively) into groups with disjoint boxes, keeping order."""
+    groups: list[tuple[tuple[int, int, int, int], list[_Placed]]] = []
+    for p in placed:
+        box, members = p.box, [p]
+        merged = True
+        while merged:  # a grown box may now overlap groups it missed before
+            merged = False
+            for g in list(groups):
+                if _overlap(box, g[0]):
+                    groups.remove(g)
+                    box = (min(box[0], g[0][0]), min(box[1], g[0][1]), max(box[2], g[0][2]), max(box[3], g[0][3]))
+                    members = g[1] + members
+                    merged = True
+        groups.append((box, members))
+    order = {id(p): k for k, p in enumerate(placed)}
+    return [(box, sorted(members, key=lambda p: order[id(p)])) for box, members in groups]
 
 
 def paint(markers: Sequence[Marker], size: tuple[int, int], *, scale: tuple[float, float] = (1.0, 1.0),
-          style: Style | None = None, align: int = 1):
-    """Draw ``markers`` on a transparent RGBA patch; return ``(patch, (x0, y0))`` or ``None`` if nothing
-    is visible. ``size`` is the (width, height) of the image the patch goes on; ``scale`` maps the
-    markers' pixels to it; ``align`` rounds the patch's corners to multiples (2 for YUV 4:2:0)."""
+          style: Style | None = None, align: int = 1) -> list:
+    """Draw ``markers`` on transparent RGBA patches: a list of ``(patch, (x0, y0))``, one per group of
+    overlapping markers (disjoint boxes, so blending cost follows what is drawn, not how far apart the
+    markers are). ``size`` is the (width, height) of the image the patches go on; ``scale`` maps the
+    markers' pixels to it; ``align`` rounds the patches' corners to multiples (2 for YUV 4:2:0)."""
     from PIL import Image, ImageDraw
 
     width, height = size
     style = style or Style.for_size(width, height)
-    placed, bbox = _layout(markers, scale, size, style)
-    if bbox is None:
-        return None
-    x0, y0, x1, y1 = bbox
-    if align > 1:
-        x0, y0 = x0 - x0 % align, y0 - y0 % align
-        x1, y1 = min(width, -(-x1 // align) * align), min(height, -(-y1 // align) * align)
-    patch = Image.new("RGBA", (x1 - x0, y1 - y0), (0, 0, 0, 0))
-    draw = ImageDraw.Draw(patch)
-    font, r = _font(style.font_size), style.radius
-    for p in placed:  # trails under every disc
-        path = [(px - x0, py - y0) for px, py in (*p.trail, (p.x, p.y))]
-        n = len(path) - 1
-        for k in range(n):  # newest segment widest
-            w = max(1, round(style.line * (k + 1) / n))
-            draw.line([path[k], path[k + 1]], fill=(*p.marker.color, 255), width=w)
-    for p in placed:
-        cx, cy = p.x - x0, p.y - y0
-        rim = max(1, r // 3)
-        draw.ellipse([cx - r - rim, cy - r - rim, cx + r + rim, cy + r + rim], fill=(*RIM, 255))
-        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=(*p.marker.color, 255))
-    for p in placed:
-        if p.label_box is not None:
-            bx0, by0, bx1, by1 = p.label_box
-            draw.rectangle([bx0 - x0, by0 - y0, bx1 - x0 - 1, by1 - y0 - 1], fill=(*p.marker.color, 255))
-            left, top, _, _ = font.getbbox(p.marker.text)
-            draw.text((bx0 - x0 + 2 - left, by0 - y0 + 2 - top), p.marker.text,
-                      fill=(*_text_color(p.marker.color), 255), font=font)
-    return patch, (x0, y0)
+    r = style.radius
+    out = []
+    for (x0, y0, x1, y1), placed in _group(_layout(markers, scale, size, style, align)):
+        patch = Image.new("RGBA", (x1 - x0, y1 - y0), (0, 0, 0, 0))
+        draw = ImageDraw.Draw(patch)
+        for p in placed:  # trails under every disc
+            path = [(px - x0, py - y0) for px, py in (*p.trail, (p.x, p.y))]
+            n = len(path) - 1
+            for k in range(n):  # newest segment widest
+                w = max(1, round(style.line * (k + 1) / n))
+                draw.line([path[k], path[k + 1]], fill=(*p.marker.color, 255), width=w)
+        for p in placed:
+            cx, cy = p.x - x0, p.y - y0
+            rim = max(1, r // 3)
+            draw.ellipse([cx - r - rim, cy - r - rim, cx + r + rim, cy + r + rim], fill=(*RIM, 255))
+            draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=(*p.marker.color, 255))
+        for p in placed:
+            if p.label_box is not None:  # opaque: a plain paste
+                patch.paste(_label_sprite(p.marker.text, p.marker.color, style.font_size),
+                            (p.label_box[0] - x0, p.label_box[1] - y0))
+        out.append((patch, (x0, y0)))
+    return out
 
 
 def to_pil(image: Any):
@@ -338,9 +362,7 @@ def draw_markers(image: Any, markers: Sequence[Marker], *, media_size: tuple[flo
     """
     img = to_pil(image)
     scale = (1.0, 1.0) if media_size is None else (img.width / media_size[0], img.height / media_size[1])
-    painted = paint(markers, img.size, scale=scale, style=style)
-    if painted is not None:
-        patch, origin = painted
+    for patch, origin in paint(markers, img.size, scale=scale, style=style):
         img.paste(patch, origin, mask=patch)
     return img
 

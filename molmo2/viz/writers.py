@@ -2,9 +2,9 @@
 
 The video path is built for speed, since a user renders whole videos at their own frame rate: frames are
 streamed from the decoder to the encoder (never all in memory), stay in the decoder's YUV 4:2:0 planes
-(no RGB round trip: that conversion and back cost more than the drawing), and only the small RGBA patch
-under the markers is painted with Pillow and blended into the Y and U/V planes with the frame's own
-colour matrix (BT.601/709, limited/full range). Frames without markers go to the encoder untouched.
+(no RGB round trip: that conversion and back cost more than the drawing), and only small RGBA patches
+under the markers are painted with Pillow and blended into the Y and U/V planes, pixel by drawn pixel,
+with the frame's own colour matrix (BT.601/709, limited/full range). Frames without markers go to the encoder untouched.
 Sources that are not yuv420p are converted once; odd widths/heights, which libx264's 4:2:0 cannot
 encode, are padded by one replicated row/column (points keep their pixel coordinates). Timestamps are
 copied from the source, so variable frame rates survive; audio is dropped.
@@ -180,29 +180,44 @@ def _yuv_matrix(frame) -> tuple[np.ndarray, np.ndarray]:
     return m.astype(np.float32), off.astype(np.float32)
 
 
-def _plane(frame, k: int, height: int) -> np.ndarray:
+def _plane_flat(frame, k: int) -> tuple[np.ndarray, int]:
+    """Plane ``k`` of a frame as a writable flat uint8 view, and its row stride (``line_size``)."""
     p = frame.planes[k]
-    return np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[:height]
+    return np.frombuffer(p, np.uint8), p.line_size
 
 
 def blend_yuv420(frame, patch, origin: tuple[int, int]) -> None:
     """Alpha-blend an RGBA PIL ``patch`` at ``origin`` (even x, y; even patch size) into a writable
-    yuv420p ``av.VideoFrame``, in place."""
+    yuv420p ``av.VideoFrame``, in place. Only drawn pixels are touched (a patch is mostly transparent:
+    trails are thin lines), so the blending follows the ink, not the patch area."""
     x0, y0 = origin
-    rgba_hw4 = np.asarray(patch)
-    h, w = rgba_hw4.shape[:2]
-    assert x0 % 2 == 0 and y0 % 2 == 0 and h % 2 == 0 and w % 2 == 0, (origin, rgba_hw4.shape)
-    m, off = _yuv_matrix(frame)
-    a_hw = rgba_hw4[..., 3].astype(np.float32) * (1 / 255)
-    yuv_hw3 = rgba_hw4[..., :3].astype(np.float32) @ m.T + off
-    Y = _plane(frame, 0, frame.height)[y0:y0 + h, x0:x0 + w]
-    Y[:] = (Y * (1 - a_hw) + yuv_hw3[..., 0] * a_hw + 0.5).astype(np.uint8)
-    a2_hw = a_hw.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))  # [h/2, w/2]
+    w, h = patch.size
+    assert x0 % 2 == 0 and y0 % 2 == 0 and h % 2 == 0 and w % 2 == 0, (origin, patch.size)
+    idx = np.flatnonzero(np.asarray(patch.getchannel("A")))  # drawn pixels, [N] flat indices into the patch
+    if len(idx) == 0:
+        return
+    m_33, off_3 = _yuv_matrix(frame)
+    px_p4 = np.asarray(patch).reshape(-1, 4)  # [h * w, RGBA]
+    ys, xs = np.divmod(idx, w)
+    # luma, per drawn pixel
+    ink_n4 = px_p4[idx].astype(np.float32)
+    a_n = ink_n4[:, 3] * (1 / 255)
+    Y, stride = _plane_flat(frame, 0)
+    at = (ys + y0) * stride + (xs + x0)
+    Y[at] = (Y[at] * (1 - a_n) + (ink_n4[:, :3] @ m_33[0] + off_3[0]) * a_n + 0.5).astype(np.uint8)
+    # chroma, per 2x2 block with any drawn pixel: blend the block's premultiplied mean colour
+    touched = np.zeros((h >> 1) * (w >> 1), dtype=bool)
+    touched[(ys >> 1) * (w >> 1) + (xs >> 1)] = True
+    by, bx = np.divmod(np.flatnonzero(touched), w >> 1)  # [B] the 2x2 blocks with ink
+    corners_b4 = ((2 * by) * w + 2 * bx)[:, None] + np.array([0, 1, w, w + 1])  # the 4 pixels of each block
+    px_b44 = px_p4[corners_b4].astype(np.float32)  # [B, 4 pixels, RGBA]
+    a_b4 = px_b44[..., 3] * (1 / 255)
+    a_b = a_b4.mean(axis=1)  # [B]
     for k in (1, 2):
-        # premultiplied 2x2 average of the patch colour, then blend with the averaged alpha
-        c_hw = (yuv_hw3[..., k] * a_hw).reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
-        C = _plane(frame, k, frame.height // 2)[y0 // 2:(y0 + h) // 2, x0 // 2:(x0 + w) // 2]
-        C[:] = (C * (1 - a2_hw) + c_hw + 0.5).astype(np.uint8)
+        C, stride = _plane_flat(frame, k)
+        at = (by + y0 // 2) * stride + (bx + x0 // 2)
+        c_b = ((px_b44[..., :3] @ m_33[k] + off_3[k]) * a_b4).mean(axis=1)
+        C[at] = (C[at] * (1 - a_b) + c_b + 0.5).astype(np.uint8)
 
 
 def _as_yuv420_even(frame):
@@ -254,9 +269,8 @@ def annotate_video_mp4(video: str | os.PathLike, overlay: Overlay, out_path: str
                                         preset=preset, color_from=frame)
                 markers = overlay.markers_at(t)
                 if markers:
-                    painted = paint(markers, (width, height), scale=scale, align=2)
-                    if painted is not None:
-                        blend_yuv420(frame, *painted)
+                    for patch, origin in paint(markers, (width, height), scale=scale, align=2):
+                        blend_yuv420(frame, patch, origin)
                 frame.pts, frame.time_base = pts, info.time_base
                 frame.pict_type = av.video.frame.PictureType.NONE  # else x264 copies the source's frame types
                 writer.write(frame)
