@@ -34,7 +34,7 @@ def require(module: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError:
-        pkg = {"scipy.optimize": "scipy", "scipy.ndimage": "scipy", "pycocotools.mask": "pycocotools"}
+        pkg = {"scipy.optimize": "scipy", "scipy.spatial": "scipy", "pycocotools.mask": "pycocotools"}
         raise Molmo2Error(
             f"this metric needs {pkg.get(module, module)!r}: pip install 'molmo2[eval]'"
         ) from None

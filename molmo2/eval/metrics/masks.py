@@ -15,9 +15,12 @@ annotations sit on a 0.5 s or 1 s grid), and milliseconds avoid float surprises 
 ``mask_iou`` and ``boundary_f`` are the DAVIS 2017 definitions that MeViS' official scorer uses
 (evaluation.md §6b): empty-vs-empty scores 1 for both; the boundary is ``seg2bmap`` (a pixel differs
 from its right, lower or lower-right neighbour) and two boundaries match within a disk of radius
-``ceil(bound_th * image diagonal)`` pixels. DAVIS dilates with ``cv2.dilate`` and
-``skimage.morphology.disk``; this file uses scipy's binary dilation with the same disk, which gives the
-same pixels (tests compare against TrackEval's copy of the DAVIS code and a distance-transform check).
+``ceil(bound_th * image diagonal)`` pixels. DAVIS dilates the whole image with ``cv2.dilate`` and
+``skimage.morphology.disk``; this file asks the equivalent question only at boundary pixels (is there a
+boundary pixel of the other mask at dx² + dy² <= r²?) with a k-d tree, which is several times faster
+and gives the same numbers (tests compare against TrackEval's copy of the DAVIS code and a
+distance-transform computation). A mask covering the whole frame has no boundary, so, as in DAVIS,
+its F against an empty mask is 1.
 """
 
 from __future__ import annotations
@@ -188,7 +191,7 @@ def boundary_f(
 ) -> float | np.ndarray:
     """DAVIS ``db_eval_boundary`` (contour accuracy F) per frame; ``[H, W]`` -> float, ``[T, H, W]`` -> ``[T]``.
 
-    Tolerance: ``bound_th`` pixels if it is >= 1, else ``ceil(bound_th * sqrt(H² + W²))``.
+    Tolerance radius r: ``bound_th`` pixels if it is >= 1, else ``ceil(bound_th * sqrt(H² + W²))``.
     """
     gt_b, pred_b = _pair(gt, pred)
     if bound_th <= 0:
@@ -204,7 +207,6 @@ def boundary_f(
 
 
 def _boundary_f_2d(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None, bound_th: float) -> float:
-    ndimage = require("scipy.ndimage")
     bound_pix = bound_th if bound_th >= 1 - np.finfo(float).eps else math.ceil(bound_th * math.hypot(*gt.shape))
     if void is not None:
         gt, pred = gt & ~void, pred & ~void
@@ -215,11 +217,15 @@ def _boundary_f_2d(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None, bo
         return 1.0
     if n_fg == 0 or n_gt == 0:
         return 0.0  # DAVIS: P=1,R=0 or P=0,R=1 -> F = 0
-    structure = disk(int(bound_pix))
-    fg_dil = ndimage.binary_dilation(fg_boundary, structure=structure)
-    gt_dil = ndimage.binary_dilation(gt_boundary, structure=structure)
-    precision = float(np.sum(fg_boundary & gt_dil)) / n_fg
-    recall = float(np.sum(gt_boundary & fg_dil)) / n_gt
+    # "inside the other boundary dilated by disk(r)" == "an other-boundary pixel at dx² + dy² <= r²";
+    # a nearest-neighbour query over the boundary pixels only is much cheaper than dilating the image
+    cKDTree = require("scipy.spatial").cKDTree
+    fg_pts, gt_pts = np.argwhere(fg_boundary), np.argwhere(gt_boundary)
+    reach = math.sqrt(bound_pix * bound_pix + 0.5)  # squared integer distances: r² counts, r² + 1 does not
+    d_fg, _ = cKDTree(gt_pts).query(fg_pts, distance_upper_bound=reach)
+    d_gt, _ = cKDTree(fg_pts).query(gt_pts, distance_upper_bound=reach)
+    precision = float(np.isfinite(d_fg).sum()) / n_fg
+    recall = float(np.isfinite(d_gt).sum()) / n_gt
     if precision + recall == 0:
         return 0.0
     return 2 * precision * recall / (precision + recall)

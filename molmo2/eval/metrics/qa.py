@@ -82,9 +82,15 @@ def extract_choice(text: str, options: Sequence[str] | int) -> int | None:
     m = re.search(r"\b(?i:answer|option|choice)\s*(?i:is)?\s*:?\s*\(?([A-Z])\b", s)
     if m and m.group(1) in valid:
         return valid.index(m.group(1))
-    # a lone capital letter; "I"/"A" followed by a lowercase word are the pronoun/article, not options
-    lone = {m.group(1) for m in re.finditer(r"(?<![A-Za-z'])([A-Z])(?![A-Za-z'])", s)
-            if m.group(1) in valid and not (m.group(1) in "AI" and re.match(r"\s+[a-z]", s[m.end():]))}
+    # a lone capital letter, except the pronoun "I" and a sentence-initial article "A" (both followed by
+    # a lowercase word other than is/was/seems/looks/and/or/would/should)
+    lone = set()
+    for m in re.finditer(r"(?<![A-Za-z'])([A-Z])(?![A-Za-z'])", s):
+        c, before = m.group(1), s[: m.start()]
+        word_follows = re.match(r"\s+(?!(?:is|was|seems|looks|and|or|would|should)\b)[a-z]", s[m.end():])
+        if c not in valid or (word_follows and (c == "I" or (c == "A" and re.search(r"(^|[.!?:]\s*)$", before)))):
+            continue
+        lone.add(c)
     if len(lone) == 1:
         return valid.index(lone.pop())
     if not isinstance(options, int):
