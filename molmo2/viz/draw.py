@@ -142,15 +142,10 @@ class Overlay:
         self.max_gap = 1.5 * self.interval  # keyframes closer than this are interpolated between
         self.trail = int(trail)
 
-        self._static: list[Marker] = []  # points without a timestamp
-        timed = []
-        for p in self.result.points:
-            m = Marker(p.x, p.y, color_for(p.object_id, p.label), marker_text(p.object_id, p.label))
-            (self._static if p.t is None else timed).append((p.t, m))
-        timed.sort(key=lambda tm: tm[0])
-        self._point_times = [t for t, _ in timed]
-        self._point_markers = [m for _, m in timed]
-        self._static = [m for _, m in self._static]
+        self._static = [_point_marker(p) for p in self.result.points if p.t is None]  # shown on every frame
+        timed = sorted((p for p in self.result.points if p.t is not None), key=lambda p: p.t)
+        self._point_times = [p.t for p in timed]  # ascending, for bisect
+        self._point_markers = [_point_marker(p) for p in timed]
 
         self._tracks: list[_TrackIndex] = []
         for tr in self.result.tracks:
@@ -192,14 +187,13 @@ class Overlay:
         return Marker(x, y, tr.color, tr.text, tuple(tr.xy[first:last + 1]))
 
     def markers_for_image(self, index: int = 0) -> list[Marker]:
-        """Markers of image ``index`` of an image set (for a single image: every point)."""
-        single = len(self.result.sizes) <= 1
-        pts: list[Point] = [p for p in self.result.points if (p.image or 0) == index or (single and p.image is None)]
-        return [Marker(p.x, p.y, color_for(p.object_id, p.label), marker_text(p.object_id, p.label)) for p in pts]
+        """The points of image ``index`` (``Point.image``; ``None`` counts as image 0). Tracks belong to
+        videos and are not drawn on images."""
+        return [_point_marker(p) for p in self.result.points if (p.image or 0) == index]
 
-    def event_times(self) -> list[float]:
-        """Every timestamp of a point or track keyframe, ascending (for tests and contact sheets)."""
-        return sorted(set(self._point_times) | {t for tr in self._tracks for t in tr.times})
+
+def _point_marker(p: Point) -> Marker:
+    return Marker(p.x, p.y, color_for(p.object_id, p.label), marker_text(p.object_id, p.label))
 
 
 def as_result(result: GroundingResult | dict[str, Any]) -> GroundingResult:
@@ -371,7 +365,7 @@ def _media_size(result: GroundingResult, index: int = 0) -> tuple[float, float] 
     return result.sizes[index] if index < len(result.sizes) else (result.sizes[0] if result.sizes else None)
 
 
-def draw_image(image: Any, result: GroundingResult | dict[str, Any], index: int = 0):
+def draw_image(image: Any, result: GroundingResult | dict[str, Any] | Overlay, index: int = 0):
     """Image ``index`` of the result's media with its points drawn (RGB PIL image)."""
     overlay = result if isinstance(result, Overlay) else Overlay(result)
     return draw_markers(image, overlay.markers_for_image(index), media_size=_media_size(overlay.result, index))

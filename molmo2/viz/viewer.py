@@ -241,8 +241,7 @@ function markersAt(t) {
 }
 
 function markersForImage(k) {
-  const single = M.sizes.length <= 1;
-  return points.filter(q => (q.p.image || 0) === k || (single && q.p.image === null))
+  return points.filter(q => (q.p.image || 0) === k)
     .map(q => ({ x: q.p.x, y: q.p.y, color: q.color, text: q.text, trail: [] }));
 }
 
