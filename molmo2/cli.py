@@ -5,7 +5,9 @@ Subcommands (``SUBCOMMANDS`` below; each adds its parser and handler):
 * ``ask | point | count | track | caption MEDIA... ["text"]``: the ``Molmo2`` pipeline's verbs. Prints the
   answer (``--json``: the ``GroundingResult`` as JSON, schema in ``molmo2.grounding.types``); ``--out DIR``
   writes ``answer.json`` (the full ``Answer``), ``result.json`` (the ``GroundingResult``), the annotated
-  media and the HTML viewer (``molmo2.viz``). Progress bars (loading, decoding, encoding, generating)
+  media and the HTML viewer (``molmo2.viz``). Video options: ``--max-frames``, ``--max-fps``,
+  ``--clip A:B``, ``--windows LENGTH:OVERLAP`` (long videos), ``--slowfast K``, ``--subtitles FILE``.
+  Progress bars (loading, decoding, encoding, generating)
   go to stderr when it is a terminal.
 * ``generate``: low-level, media + prompt -> answer text.
 
@@ -118,7 +120,8 @@ def _verb(args: argparse.Namespace) -> int:
         pipe = Molmo2.from_pretrained(args.model, device=args.device, dtype=DTYPES[args.dtype], cache_size=1,
                                       progress=bars)
         options: dict = {"max_new_tokens": args.max_new_tokens, "max_frames": args.max_frames,
-                         "max_fps": args.max_fps, "clip": args.clip, "subtitles": args.subtitles}
+                         "max_fps": args.max_fps, "clip": args.clip, "subtitles": args.subtitles,
+                         "windows": args.windows}
         if args.slowfast is not None:
             options["slowfast"] = args.slowfast
         options = {k: v for k, v in options.items() if v is not None}
@@ -170,7 +173,7 @@ def _clip(value: str) -> tuple[float, float]:
     try:
         a, b = (float(x) for x in value.replace(",", ":").split(":"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--clip takes START:END seconds (e.g. 10:25.5), got {value!r}") from None
+        raise argparse.ArgumentTypeError(f"takes two numbers of seconds A:B (e.g. 10:25.5), got {value!r}") from None
     return a, b
 
 
@@ -188,6 +191,8 @@ def _add_verb(sub, verb: str) -> None:
     p.add_argument("--max-frames", type=int, help="most video frames to sample (default: the model's, 384)")
     p.add_argument("--max-fps", type=float, help="most frames per second to sample (default: the model's, 2)")
     p.add_argument("--clip", type=_clip, metavar="START:END", help="only this part of the video (seconds)")
+    p.add_argument("--windows", type=_clip, metavar="LENGTH:OVERLAP",
+                   help="point/count/track on a long video in overlapping windows (seconds), merged")
     p.add_argument("--slowfast", type=int, metavar="K",
                    help="long videos: full detail on every K-th frame, coarser pooling on the frames between")
     p.add_argument("--subtitles", metavar="FILE",

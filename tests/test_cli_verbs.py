@@ -87,6 +87,10 @@ def test_video_options_subtitles_and_slowfast(tiny_ckpt, media_dir, tmp_path, ca
     answer = json.loads((tmp_path / "o" / "answer.json").read_text())
     assert answer["media"]["timestamps"][0] == 0.5 and len(answer["media"]["timestamps"]) == 4
     assert f"visual tokens: {answer['media']['num_visual_tokens']}" in err
+    rc, out, err = run(capsys, "track", media_dir / "clip.mp4", "the square", "--model", tiny_ckpt, "--json",
+                       "--max-new-tokens", "3", "--windows", "1:0.5")
+    assert rc == 0, err
+    check_schema(json.loads(out))
 
 
 def test_bad_input_exits_2_with_a_message(tiny_ckpt, media_dir, tmp_path, capsys):  # noqa: F811

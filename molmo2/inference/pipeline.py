@@ -24,7 +24,9 @@ all media before any turn, so every question about that media starts with that p
 own text is prefilled; reusing the prefix is exact because no prefix token attends past it.
 
 Video options (per call, defaults from the pipeline, then from the model's preprocessor config):
-``max_frames``, ``max_fps``, ``clip=(start, end)`` seconds, ``slowfast=K`` (full detail on every K-th
+``max_frames``, ``max_fps``, ``clip=(start, end)`` seconds, ``windows=(length, overlap)`` seconds
+(point / count / track on a long video: one question per overlapping clip, answers merged with
+object ids kept consistent; ``molmo2.inference.windows``), ``slowfast=K`` (full detail on every K-th
 frame, coarser pooling between: fewer visual tokens for long videos; ``Answer.media.num_visual_tokens``
 reports the count), ``subtitles`` (an .srt/.vtt path,
 ``"embedded"`` for the video file's own text subtitle stream, or ``(start, end, text)`` lines; given
@@ -299,7 +301,8 @@ class Molmo2:
         "assistant", "content": str}``, starting and ending with a user turn.
 
         Options (every verb takes them): ``max_new_tokens``, ``sampling`` (a ``SamplingParams``; greedy
-        by default), ``max_frames``, ``max_fps``, ``clip=(start, end)``, ``slowfast=K``, ``subtitles`` (a list of
+        by default), ``max_frames``, ``max_fps``, ``clip=(start, end)``, ``windows=(length, overlap)``
+        (point / count / track), ``slowfast=K``, ``subtitles`` (a list of
         ``(start, end, text)``, an ``.srt``/``.vtt`` path or ``"embedded"``; video only)."""
         turns = self._check_messages(messages)
         return self._answer(Answer, "ask", media, turns, **options)
@@ -431,7 +434,12 @@ class Molmo2:
         clip: tuple[float, float] | None = None,
         subtitles: Any = None,
         slowfast: int | None = None,
+        windows: tuple[float, float] | None = None,
     ) -> Answer:
+        if windows is not None:
+            return self._windowed(result_cls, verb, media, turns, windows, max_new_tokens=max_new_tokens,
+                                  sampling=sampling, max_frames=max_frames, max_fps=max_fps, clip=clip,
+                                  subtitles=subtitles, slowfast=slowfast)
         t_start = time.perf_counter()
         timings: dict[str, float] = {"media": 0.0, "vision": 0.0}
         kind = None if media is None else media_kind(media)
@@ -497,6 +505,44 @@ class Molmo2:
         return result_cls(text=text, grounding=grounding, media=info, finish_reason=out.finish_reason,
                           prompt=turns[-1]["content"], timings=timings, cached=cached,
                           num_prompt_tokens=len(ids), num_new_tokens=len(out.token_ids))
+
+    def _windowed(self, result_cls: type, verb: str, media: Any, turns: list[dict], windows, *, clip,
+                  **options: Any) -> Answer:
+        """Ask about overlapping clips of a long video and merge the points / tracks (``windows.py``)."""
+        from molmo2.inference.windows import merge_windows, window_clips
+        from molmo2.processing.video import Video, probe_video
+
+        if verb not in ("point", "count", "track"):
+            raise Molmo2Error("windows=(length, overlap) merges points, counts and tracks; for questions and "
+                              "captions use clip=(start, end) or more frames (max_frames)")
+        if media is None or media_kind(media) != "video":
+            raise MediaError("windows=(length, overlap) splits a video; this media is not one")
+        if clip is not None:
+            raise MediaError("pass windows or clip, not both")
+        try:
+            length, overlap = (float(x) for x in windows)
+        except (TypeError, ValueError) as e:
+            raise MediaError(f"windows must be (length, overlap) in seconds, got {windows!r}") from e
+        if isinstance(media, Video):
+            duration = float(media.timestamps[-1])
+        elif isinstance(media, tuple):
+            duration = float(media[1][-1])
+        else:
+            duration = probe_video(media).duration
+        clips = window_clips(duration, length, overlap)
+        parts = [self._answer(result_cls, verb, media, turns, clip=c, **options) for c in clips]
+        grounding = merge_windows(clips, [a.grounding for a in parts])
+        timings: dict[str, float] = {}
+        for a in parts:
+            for k, v in a.timings.items():
+                timings[k] = timings.get(k, 0.0) + v
+        info = MediaInfo("video", parts[0].media.sizes, [t for a in parts for t in a.media.timestamps or []],
+                         sum(a.media.num_visual_tokens for a in parts))
+        return result_cls(text=grounding.text, grounding=grounding, media=info,
+                          finish_reason="length" if any(a.finish_reason == "length" for a in parts) else "stop",
+                          prompt=turns[-1]["content"], timings=timings, cached=all(a.cached for a in parts),
+                          num_prompt_tokens=sum(a.num_prompt_tokens for a in parts),
+                          num_new_tokens=sum(a.num_new_tokens for a in parts))
 
     def _generate_with_prefix(self, entry: _Entry, ids: list[int], params: SamplingParams, stop_check, cached: bool,
                               timings: dict):
