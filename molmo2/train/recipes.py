@@ -69,17 +69,19 @@ def _released(size: str, stage: str) -> Recipe:
 TINY_SHAPES_VOCAB = 512
 
 
-def tiny_shapes_config(vocab_size: int = TINY_SHAPES_VOCAB, image_size: int = 112) -> Molmo2Config:
-    """The shipped demo model: Molmo2's architecture at a few million parameters."""
+def tiny_shapes_config(vocab_size: int = TINY_SHAPES_VOCAB, image_size: int = 112, scale: int = 1) -> Molmo2Config:
+    """The shipped demo model: Molmo2's architecture at a few million parameters (``scale=4``: a
+    quarter of the width and fewer layers, for the debug recipe)."""
     extra = 16
     base = vocab_size
+    v, t = 128 // scale, 256 // scale
     return Molmo2Config(
-        vision=VisionConfig(hidden_size=128, intermediate_size=256, num_layers=4, num_heads=4, head_dim=32,
-                            image_size=image_size),
-        connector=ConnectorConfig(feature_layers=[-1, -3], hidden_size=128, num_heads=4, head_dim=32,
-                                  intermediate_size=384),
-        text=TextConfig(hidden_size=256, num_layers=6, num_heads=4, num_kv_heads=2, head_dim=64,
-                        intermediate_size=768, vocab_size=vocab_size, additional_vocab_size=extra,
+        vision=VisionConfig(hidden_size=v, intermediate_size=2 * v, num_layers=4 if scale == 1 else 3, num_heads=4,
+                            head_dim=v // 4, image_size=image_size),
+        connector=ConnectorConfig(feature_layers=[-1, -3], hidden_size=v, num_heads=4, head_dim=v // 4,
+                                  intermediate_size=3 * v),
+        text=TextConfig(hidden_size=t, num_layers=6 if scale == 1 else 2, num_heads=4, num_kv_heads=2, head_dim=t // 4,
+                        intermediate_size=3 * t, vocab_size=vocab_size, additional_vocab_size=extra,
                         rope_theta=10_000.0, max_position_embeddings=4096),
         image_start_token_id=base, image_end_token_id=base + 1, image_patch_id=base + 2, image_col_id=base + 3,
         low_res_image_start_token_id=base + 4, image_low_res_id=base + 6, frame_start_token_id=base + 7,
@@ -123,18 +125,18 @@ def _corpus_for(manifests: list[Path]) -> list[str]:
     return lines
 
 
-def _shapes_recipe(name: str, phases_spec: list[dict], image_size: int, steps: list[int], rows: int,
-                   seq_len: int, lr: float) -> Recipe:
+def _shapes_recipe(name: str, phases_spec: list[list[dict]], image_size: int, steps: list[int], rows: int,
+                   seq_len: int, lr: float, save_every: int = 50, scale: int = 1) -> Recipe:
+    """Phases of synthetic data; each dataset spec: name, preset, num, seed, kinds, rate."""
     phases = []
-    for i, (spec, n) in enumerate(zip(phases_spec, steps)):
+    for i, n in enumerate(steps):
         c = TrainConfig(run_dir=f"runs/{name}", precision="bf16", device="cpu", steps=n, global_batch_rows=rows,
-                        micro_batch_rows=rows, freeze_base_embedding=False, save_every=max(50, n // 10),
+                        micro_batch_rows=rows, freeze_base_embedding=False, save_every=save_every,
                         keep_last=2, log_every=10, init="random" if i == 0 else "checkpoint", seed=6198)
         c.optim = OptimConfig(lr={"vit": lr, "connector": lr, "llm": lr},
                               warmup={"vit": 100, "connector": 100, "llm": 100}, alpha_f=0.1)
         c.data.seq_len, c.data.max_crops_per_row, c.data.buffer_size = seq_len, 64, 16
         c.data.max_frames, c.data.weighting, c.data.seed = 8, "none", 1234 + i
-        c.data.manifests = [f"runs/{name}/data/{spec['name']}/data.jsonl"]
         phases.append(c)
 
     def prepare(phases: list[TrainConfig]) -> None:
@@ -142,39 +144,46 @@ def _shapes_recipe(name: str, phases_spec: list[dict], image_size: int, steps: l
 
         root = Path(phases[0].run_dir)
         manifests = []
-        for spec, c in zip(phases_spec, phases):
-            out = root / "data" / spec["name"]
-            man = out / "data.jsonl"
-            if not man.is_file():
-                cfg = shapes.ShapesConfig(image_size=image_size, seed=spec["seed"], **spec.get("shapes", {}))
-                shapes.generate_dataset(out, spec["num"], cfg, kinds=spec["kinds"])
-            c.data.manifests = [str(man)]
-            manifests.append(man)
+        for datasets, c in zip(phases_spec, phases):
+            c.data.manifests, c.data.groups, c.data.group_rates = [], {}, {}
+            for d in datasets:
+                man = root / "data" / d["name"] / "data.jsonl"
+                if not man.is_file():
+                    cfg = shapes.preset(d["preset"], image_size=image_size, seed=d["seed"])
+                    shapes.generate_dataset(man.parent, d["num"], cfg, kinds=d.get("kinds"))
+                c.data.manifests.append(str(man))
+                c.data.groups[str(man)] = d["name"]
+                c.data.group_rates[d["name"]] = d.get("rate", 1.0)
+                manifests.append(man)
         model_dir = root / "model-init"
         if not (model_dir / "config.json").is_file():
-            write_model_dir(model_dir, tiny_shapes_config(image_size=image_size), _corpus_for(manifests))
+            write_model_dir(model_dir, tiny_shapes_config(image_size=image_size, scale=scale), _corpus_for(manifests))
         phases[0].model = str(model_dir)
-        for i, c in enumerate(phases[1:], 1):
-            c.run_dir = str(root / f"phase{i + 1}")
-        phases[0].run_dir = str(root / "phase1")
+        for i, c in enumerate(phases, 1):
+            c.run_dir = str(root / f"phase{i}")
 
     return Recipe(name, phases, prepare)
 
 
+IMAGE_KINDS = ("pointing", "counting", "qa", "caption")
+
+
 def debug_cpu() -> Recipe:
-    r = _shapes_recipe("debug-cpu", [{"name": "mixed", "num": 24, "seed": 7,
-                                      "kinds": ("image", "video")}],
-                       image_size=56, steps=[30], rows=4, seq_len=512, lr=2e-3)
-    r.phases[0].save_every = 15
+    """A tiny model on 24 generated examples: under a minute on a CPU (tests use it too)."""
+    r = _shapes_recipe("debug-cpu", [[{"name": "mixed", "preset": "mixed", "num": 24, "seed": 7}]],
+                       image_size=56, steps=[30], rows=4, seq_len=512, lr=2e-3, save_every=15, scale=4)
+    r.phases[0].optim.warmup = {"vit": 5, "connector": 5, "llm": 5}
     return r
 
 
 def tiny_shapes() -> Recipe:
+    """The shipped demo model: images with 1-3 shapes first, then full-difficulty images and videos."""
     return _shapes_recipe(
         "tiny-shapes",
-        [{"name": "images", "num": 6000, "seed": 1, "kinds": ("image",)},
-         {"name": "mixed", "num": 3000, "seed": 2, "kinds": ("image", "video")}],
-        image_size=112, steps=[1500, 1500], rows=8, seq_len=1024, lr=1e-3)
+        [[{"name": "few", "preset": "few", "num": 6000, "seed": 1, "kinds": IMAGE_KINDS}],
+         [{"name": "images", "preset": "images", "num": 4000, "seed": 2, "kinds": IMAGE_KINDS, "rate": 0.4},
+          {"name": "video", "preset": "video", "num": 3000, "seed": 3, "rate": 0.6}]],
+        image_size=112, steps=[800, 1200], rows=8, seq_len=1024, lr=1e-3)
 
 
 RECIPES: dict[str, Callable[[], Recipe]] = {"debug-cpu": debug_cpu, "tiny-shapes": tiny_shapes}

@@ -38,6 +38,27 @@ from molmo2.train.optim import build_optimizer, clip_per_group, set_lrs
 from molmo2.train.packing import Packer, PackItem
 
 
+def tune_malloc() -> bool:
+    """Keep freed memory in the process (glibc ``mallopt``) so that every step reuses the previous
+    step's activation buffers instead of mapping fresh pages: large tensors are otherwise ``mmap``ed
+    and returned on free, and the page faults of first touch cost more than the math on CPU (measured
+    on the tiny-shapes model: forward+backward 26 s -> 5.4 s per 8k-token batch). No effect elsewhere."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+    ok = libc.mallopt(M_MMAP_THRESHOLD, 32 * 2**20) == 1
+    ok &= libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1) == 1
+    ok &= libc.mallopt(M_TOP_PAD, 256 * 2**20) == 1
+    return bool(ok)
+
+
 def init_weights(model: Molmo2Model, seed: int, std: float = 0.02) -> None:
     """Random init for training from scratch: normal(0, std) matrices and embeddings, zero biases,
     unit norm weights; the positional embedding of the ViT too."""
@@ -91,6 +112,8 @@ class Trainer:
         self.log = log
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        if not cfg.device.startswith("cuda"):
+            tune_malloc()
         self.rank, self.world = parallel.init_distributed(cfg.device)
         self.device = torch.device(cfg.device if not cfg.device.startswith("cuda") or self.world == 1
                                    else f"cuda:{torch.cuda.current_device()}")
