@@ -52,18 +52,19 @@ from molmo2.inference.generate import SamplingParams, generate, prefill_cache
 from molmo2.inference.media import LoadedMedia, VideoOptions, load_media, media_key, media_kind
 from molmo2.model import KVCache, Molmo2Model
 from molmo2.processing import Molmo2Processor, PreparedMedia
+from molmo2.processing.prompts import CAPTION_PROMPTS, COUNT_PROMPTS, POINT_PROMPTS, TRACK_PROMPTS
 from molmo2.processing.tokens import VISUAL_TOKENS
 
 DEFAULT_MODEL = "allenai/Molmo2-4B"
 
-# The canonical prompt of each verb (the first template of each task in the released SFT mixture,
-# kept in step with molmo2/train/prompts.py so that models trained here answer them too).
+# The canonical prompt of each verb: the first template of each task in molmo2.processing.prompts,
+# which training draws from too, so models trained here answer the verbs.
 PROMPTS = {
-    "point": "Point to the {query}.",
-    "count": "How many {query} are there?",
-    "track": "Track the {query}.",
-    "caption_image": "Describe this image.",
-    "caption_video": "Describe this video.",
+    "point": POINT_PROMPTS[0].replace("{label}", "{query}"),
+    "count": COUNT_PROMPTS[0].replace("{label}", "{query}"),
+    "track": TRACK_PROMPTS[0].replace("{label}", "{query}"),
+    "caption_image": CAPTION_PROMPTS["image"][0],
+    "caption_video": CAPTION_PROMPTS["video"][0],
 }
 # Default answer budgets (model.md §8: the official eval defaults per task kind).
 MAX_NEW_TOKENS = {

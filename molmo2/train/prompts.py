@@ -4,7 +4,7 @@ Targets are written with the grounding formatter, so a trained model answers in 
 released html-v2 formats (model.md §7) and ``molmo2.grounding.parse`` reads them back. Templates follow
 the released SFT prompts (training.md §5.4): demo styles (captions, pointing, counting, tracking, QA)
 carry no ``style:`` prefix. The first template of each list is the canonical one the inference
-pipeline asks with, so a model trained only on these still understands the pipeline's verbs.
+pipeline asks with (the tuples live in ``molmo2.processing.prompts``, shared with inference).
 """
 
 from __future__ import annotations
@@ -14,17 +14,8 @@ import numpy as np
 from molmo2.data.schema import Annotation, DataError
 from molmo2.grounding.format import format_points, format_tracks
 from molmo2.grounding.types import Size
+from molmo2.processing.prompts import CAPTION_PROMPTS, COUNT_PROMPTS, POINT_PROMPTS, TRACK_PROMPTS
 
-POINT_PROMPTS = ("Point to the {label}.", "Point to all {label}.", "Locate every {label} by pointing.",
-                 "Show me where the {label} are.", "Where are the {label}? Point to them.")
-COUNT_PROMPTS = ("How many {label} are there?", "Count the {label}.", "How many {label} do you see?",
-                 "Count every {label} and point to each one.")
-TRACK_PROMPTS = ("Track the {label}.", "Track {label} in 2 FPS.", "Track every {label} through the video.",
-                 "Follow the {label} and give their positions over time.")
-CAPTION_PROMPTS = {"image": ("Describe this image.", "Write a detailed caption for this image.",
-                             "What is in this picture? Describe it."),
-                   "video": ("Describe this video.", "Write a detailed caption for this video.",
-                             "Describe what happens in this video.")}
 LETTERS = "ABCDEFGHIJ"
 
 
