@@ -10,8 +10,11 @@ Subcommands (``SUBCOMMANDS`` below; each adds its parser and handler):
   Progress bars (loading, decoding, encoding, generating)
   go to stderr when it is a terminal.
 * ``generate``: low-level, media + prompt -> answer text.
+* ``eval --task T --model M --data D [--limit N] [--out DIR]``: run an eval task (``molmo2.eval.runner``):
+  ``DIR/predictions.jsonl`` (appended as it goes; a rerun resumes), ``metrics.json``, ``scores.jsonl``
+  (per item), ``report.md`` and ``report.html``; prints the Markdown report.
 
-``train``, ``eval`` and ``serve`` arrive with their issues.
+``serve`` arrives with its issue.
 """
 
 from __future__ import annotations
@@ -238,10 +241,45 @@ def _add_train(sub) -> None:
     t.set_defaults(handler=_train)
 
 
-# The subcommand table: name -> function adding its parser (train, eval and serve slot in here).
+def _eval(args: argparse.Namespace) -> int:
+    from molmo2.eval.report import markdown_report, write_reports
+    from molmo2.eval.runner import evaluate
+
+    out = Path(args.out or f"eval-{args.task}")
+    options = {"max_new_tokens": args.max_new_tokens, "max_frames": args.max_frames}
+    result = evaluate(args.task, args.model, args.data, limit=args.limit, predictions_path=out / "predictions.jsonl",
+                      progress=not args.no_progress and sys.stderr.isatty(), device=args.device,
+                      dtype=DTYPES[args.dtype], **{k: v for k, v in options.items() if v is not None})
+    (out / "metrics.json").write_text(json.dumps(result.metrics, indent=2) + "\n")
+    with (out / "scores.jsonl").open("w") as f:
+        f.writelines(json.dumps(s) + "\n" for s in result.per_item)
+    write_reports(out, result.metrics)
+    print(markdown_report(result.metrics), end="")
+    print(f"molmo2 eval: {result.num_new} new predictions, {result.num_resumed} resumed; wrote {out}/",
+          file=sys.stderr)
+    return 0
+
+
+def _add_eval(sub) -> None:
+    e = sub.add_parser("eval", help="evaluate a model on a task: predictions (resumable), metrics and a report")
+    e.add_argument("--task", required=True, help="the task, e.g. tiny-shapes (molmo2.eval.tasks.TASKS)")
+    e.add_argument("--model", required=True, help="model directory or Hugging Face repo id")
+    e.add_argument("--data", required=True, help="the task's data: a folder (with data.jsonl) or a manifest")
+    e.add_argument("--limit", type=int, help="evaluate the first N items only")
+    e.add_argument("--out", help="output folder (default: eval-TASK); a rerun with the same folder resumes")
+    e.add_argument("--max-new-tokens", type=int, help="answer length limit (default: per task)")
+    e.add_argument("--max-frames", type=int, help="most video frames to sample (default: the model's)")
+    e.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar")
+    e.set_defaults(handler=_eval)
+
+
+# The subcommand table: name -> function adding its parser (serve slots in here).
 SUBCOMMANDS = {verb: (lambda sub, verb=verb: _add_verb(sub, verb)) for verb in VERBS}
 SUBCOMMANDS["generate"] = _add_generate
 SUBCOMMANDS["train"] = _add_train
+SUBCOMMANDS["eval"] = _add_eval
 
 
 def build_parser() -> argparse.ArgumentParser:

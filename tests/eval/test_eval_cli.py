@@ -1,0 +1,36 @@
+"""``molmo2 eval`` end to end: a tiny random checkpoint on generated tiny-shapes images and videos,
+writing predictions, metrics, per-item scores and the reports; a second run resumes (asks nothing)."""
+
+from __future__ import annotations
+
+import json
+
+from inference.conftest import tiny_ckpt  # noqa: F401 (the shared tiny random checkpoint)
+
+from molmo2.cli import main
+
+
+def test_eval_cli_end_to_end_and_resume(tiny_ckpt, shapes_dir, tmp_path, capsys):  # noqa: F811
+    out = tmp_path / "eval"
+    argv = ["eval", "--task", "tiny-shapes", "--model", str(tiny_ckpt), "--data", str(shapes_dir), "--limit", "8",
+            "--out", str(out), "--max-new-tokens", "4", "--no-progress"]
+    assert main(argv) == 0
+    stdout, stderr = capsys.readouterr()
+    assert "8 new predictions, 0 resumed" in stderr
+    assert "| pointing/image |" in stdout and "| counting/video |" in stdout
+    records = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(records) == 8 and all(r["model"] == str(tiny_ckpt) and "grounding" in r for r in records)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["num_scored"] == 8 and metrics["task"] == "tiny-shapes"
+    assert len((out / "scores.jsonl").read_text().splitlines()) == 8
+    assert (out / "report.md").read_text() == stdout
+    assert "<table>" in (out / "report.html").read_text()
+
+    assert main(argv) == 0
+    stdout2, stderr2 = capsys.readouterr()
+    assert "0 new predictions, 8 resumed" in stderr2 and stdout2 == stdout
+
+
+def test_eval_cli_reports_bad_input(tiny_ckpt, tmp_path, capsys):  # noqa: F811
+    assert main(["eval", "--task", "nope", "--model", str(tiny_ckpt), "--data", str(tmp_path)]) == 2
+    assert "unknown eval task" in capsys.readouterr().err
