@@ -26,13 +26,16 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
 
 demo: $(STAMP)
-	@echo "make demo runs the shipped tiny-shapes model, which is not trained yet (issue: tiny-shapes)."
+	@echo "make demo runs the shipped tiny-shapes model, which is still training (molmo2 train --recipe tiny-shapes)."
 	@echo "Until then, try the low-level CLI on a checkpoint directory: $(BIN)/molmo2 generate --model DIR --prompt '...'"
 
 bench: $(STAMP) bench-ref-venv
 	$(BIN)/python bench/bench_model.py
 	$(BIN)/python bench/bench_load.py
 	MOLMO2_REF_PYTHON=.venv-ref/bin/python $(BIN)/python bench/bench_video.py
+	$(BIN)/python bench/bench_pipeline.py
+	$(BIN)/python bench/bench_viz.py
+	$(BIN)/python bench/bench_packing.py
 
 # transformers' video processor needs torchvision (a 5.5 GB CUDA build that runs on CPU); benchmarks only.
 bench-ref-venv: .venv-ref/bin/python
