@@ -11,7 +11,6 @@ package imports torch, and drawing needs none.
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,32 +44,16 @@ def is_image_set(media: Any) -> bool:
 
 
 def load_image(image: Any):
-    """An RGB PIL image from a path, bytes, a PIL image or a uint8 array ``[H, W, 3]``."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """An RGB PIL image from a path, bytes, a PIL image or a uint8 array ``[H, W, 3]``: exactly the
+    pixels the model sees (``molmo2.processing.media.load_image``: EXIF orientation, alpha on white)."""
+    from PIL import Image
 
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    if isinstance(image, np.ndarray):
-        if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8 or 0 in image.shape:
-            raise MediaError(f"an image array must be uint8 RGB [H, W, 3], got {image.dtype} {image.shape}")
-        return Image.fromarray(image, "RGB")
-    name = "image bytes"
-    if isinstance(image, (str, os.PathLike)):
-        path = Path(image).expanduser()
-        name = str(path)
-        if not path.is_file():
-            raise MediaError(f"image file not found: {path}; check the path")
-        image = path.read_bytes()
-    if not isinstance(image, (bytes, bytearray, memoryview)):
+    from molmo2.processing.media import load_image as load_rgb
+
+    if not isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray)):
         raise MediaError(f"unsupported media type {type(image).__name__}; pass an image path, a PIL image, an "
                          "[H, W, 3] uint8 array, a list of those (image set), or a video file path")
-    try:
-        pil = Image.open(io.BytesIO(bytes(image)))
-        pil.load()
-        return ImageOps.exif_transpose(pil).convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise MediaError(f"could not decode {name} as an image ({e}); pass a PNG/JPEG/WebP file, or a video "
-                         f"with one of the suffixes {sorted(VIDEO_SUFFIXES)}") from e
+    return Image.fromarray(load_rgb(image), "RGB")
 
 
 @dataclass(frozen=True)
