@@ -13,8 +13,8 @@ Subcommands (``SUBCOMMANDS`` below; each adds its parser and handler):
 * ``eval --task T --model M --data D [--limit N] [--out DIR]``: run an eval task (``molmo2.eval.runner``):
   ``DIR/predictions.jsonl`` (appended as it goes; a rerun resumes), ``metrics.json``, ``scores.jsonl``
   (per item), ``report.md`` and ``report.html``; prints the Markdown report.
-
-``serve`` arrives with its issue.
+* ``serve --model M [--host H] [--port P] [--api-key K] [--media-dir DIR] [--max-concurrency N]``: an
+  OpenAI-compatible chat-completions server (``molmo2.serve``; needs the ``serve`` extra).
 """
 
 from __future__ import annotations
@@ -275,11 +275,49 @@ def _add_eval(sub) -> None:
     e.set_defaults(handler=_eval)
 
 
-# The subcommand table: name -> function adding its parser (serve slots in here).
+def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    try:
+        from molmo2.serve import ServeLimits, serve
+    except ImportError as e:
+        raise Molmo2Error(f"molmo2 serve needs its extra ({e}): pip install 'molmo2[serve]'") from None
+    if args.max_concurrency < 1:
+        raise Molmo2Error(f"--max-concurrency must be at least 1, got {args.max_concurrency}")
+    if args.media_dir is not None and not Path(args.media_dir).is_dir():
+        raise Molmo2Error(f"--media-dir {args.media_dir} is not a directory")
+    limits = ServeLimits(max_concurrency=args.max_concurrency, request_timeout=args.request_timeout,
+                         media_dir=args.media_dir, max_frames=args.max_frames,
+                         max_body_bytes=int(args.max_body_mb * (1 << 20)))
+    serve(args.model, host=args.host, port=args.port, api_key=args.api_key or os.environ.get("MOLMO2_API_KEY"),
+          served_model_name=args.served_model_name, device=args.device, dtype=DTYPES[args.dtype], limits=limits)
+    return 0
+
+
+def _add_serve(sub) -> None:
+    s = sub.add_parser("serve", help="serve a model over an OpenAI-compatible chat completions API")
+    s.add_argument("--model", required=True, help="model directory or Hugging Face repo id")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on /v1 routes (or set MOLMO2_API_KEY)")
+    s.add_argument("--served-model-name", help="the model id clients send and /v1/models lists (default: --model)")
+    s.add_argument("--media-dir", help="the directory requests may name files in (default: data: URLs only)")
+    s.add_argument("--max-concurrency", type=int, default=4,
+                   help="requests admitted at once, running or queued (more get 503; default 4)")
+    s.add_argument("--request-timeout", type=float, default=600.0, help="seconds before a request is cancelled")
+    s.add_argument("--max-frames", type=int, help="most video frames a request may sample (default: the model's)")
+    s.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body in MiB (default 64)")
+    s.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(handler=_serve)
+
+
+# The subcommand table: name -> function adding its parser.
 SUBCOMMANDS = {verb: (lambda sub, verb=verb: _add_verb(sub, verb)) for verb in VERBS}
 SUBCOMMANDS["generate"] = _add_generate
 SUBCOMMANDS["train"] = _add_train
 SUBCOMMANDS["eval"] = _add_eval
+SUBCOMMANDS["serve"] = _add_serve
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,150 @@
+"""The HTTP app of ``molmo2 serve``: thin FastAPI routes over the ``ChatHandler`` on ``app.state``.
+
+    molmo2 serve --model allenai/Molmo2-4B --port 8000 --api-key secret --media-dir ~/pictures
+    curl localhost:8000/v1/chat/completions -H 'Authorization: Bearer secret' -d '{"messages": [{"role":
+      "user", "content": [{"type": "image_url", "image_url": {"url": "dogs.jpg"}},
+                          {"type": "text", "text": "Point to the dogs."}]}]}'
+
+Routes: ``POST /v1/chat/completions`` (``"stream": true`` for server-sent events ending ``data: [DONE]``),
+``GET /v1/models``, ``GET /health``, ``GET /metrics`` (Prometheus text). With an API key the ``/v1`` routes
+need ``Authorization: Bearer KEY`` (401 otherwise); ``/health`` and ``/metrics`` stay open for probes.
+
+The routes only read, authenticate and dispatch (vLLM's ``entrypoints/openai/api_server.py`` shape): the
+body is read here with a byte cap (413 before JSON parsing, whatever the Content-Length claims), and
+every error, including a bug, leaves as OpenAI's ``{"error": {...}}`` with a status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException
+
+from molmo2.serve.handler import ChatHandler, ServeError, ServeLimits
+from molmo2.serve.protocol import ErrorInfo, ErrorResponse
+
+log = logging.getLogger("molmo2.serve")
+
+
+def error_response(status: int, message: str, type_: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    body = ErrorResponse(error=ErrorInfo(message=message, type=type_, code=status))
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def _handler(request: Request) -> ChatHandler:
+    return request.app.state.handler
+
+
+def _authorized(request: Request) -> None:
+    key: str | None = request.app.state.api_key
+    if key is None:
+        return
+    given = request.headers.get("authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {key}".encode()):
+        raise ServeError(401, "missing or wrong API key: send 'Authorization: Bearer <key>'",
+                         headers={"WWW-Authenticate": "Bearer"})
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise ServeError(400, "invalid Content-Length header")
+        if int(declared) > limit:
+            raise ServeError(413, f"the request body is {declared} bytes; this server accepts at most {limit}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ServeError(413, f"the request body is over this server's limit of {limit} bytes")
+    return bytes(body)
+
+
+def build_app(handler: ChatHandler, api_key: str | None = None) -> FastAPI:
+    """The app serving ``handler`` (``api_key``: required as a bearer token on ``/v1`` routes)."""
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        handler.close()
+
+    app = FastAPI(title="molmo2", summary="Molmo2 with an OpenAI-compatible chat completions API",
+                  docs_url=None, redoc_url=None, lifespan=lifespan)
+    app.state.handler = handler
+    app.state.api_key = api_key
+
+    @app.middleware("http")
+    async def metrics_and_last_resort(request: Request, call_next) -> Response:
+        t0 = time.perf_counter()
+        try:
+            response = await call_next(request)
+        except Exception:  # a bug: log the traceback, answer without it
+            log.exception("molmo2 serve: unhandled error on %s", request.url.path)
+            response = error_response(500, "internal server error; see the server log", "server_error")
+        route = request.scope.get("route")
+        handler.metrics.observe(getattr(route, "path", "other"), response.status_code, time.perf_counter() - t0)
+        return response
+
+    @app.exception_handler(ServeError)
+    async def serve_error(request: Request, e: ServeError) -> JSONResponse:
+        return error_response(e.status, e.message, e.type, e.headers)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, e: HTTPException) -> JSONResponse:  # unknown route, wrong method
+        return error_response(e.status_code, str(e.detail), "invalid_request_error", getattr(e, "headers", None))
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/metrics")
+    async def metrics(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(_handler(request).metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/v1/models", dependencies=[Depends(_authorized)])
+    async def models(request: Request):
+        return _handler(request).models()
+
+    @app.post("/v1/chat/completions", dependencies=[Depends(_authorized)])
+    async def chat_completions(request: Request):
+        handler = _handler(request)
+        req = handler.parse(await _read_body(request, handler.limits.max_body_bytes))
+        response = await handler.chat(req)
+        if req.stream:
+            include_usage = req.stream_options is not None and req.stream_options.include_usage
+            return StreamingResponse(handler.sse(response, include_usage), media_type="text/event-stream")
+        return response
+
+    return app
+
+
+def serve(
+    model: str | Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    api_key: str | None = None,
+    served_model_name: str | None = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+    limits: ServeLimits | None = None,
+) -> None:
+    """Load ``model`` and serve it with uvicorn until interrupted."""
+    import uvicorn
+
+    from molmo2.inference import Molmo2
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    limits = limits or ServeLimits()
+    if api_key is None and host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("serving on %s without --api-key: anyone who can reach this port can use the model", host)
+    pipe = Molmo2.from_pretrained(model, device=device, dtype=dtype, max_frames=limits.max_frames)
+    if limits.max_frames is None:  # requests may lower the model's frame budget, not raise it
+        limits.max_frames = pipe.processor.video.max_frames
+    handler = ChatHandler(pipe, served_model_name or str(model), limits)
+    uvicorn.run(build_app(handler, api_key), host=host, port=port, log_level="info")

@@ -1,0 +1,385 @@
+"""The request handler of ``molmo2 serve``: one object on the app's state that turns a chat-completions
+request into a ``Molmo2.chat`` call and the answer into a response (vLLM's ``OpenAIServingChat`` shape).
+
+Why it is built this way:
+
+* **One model call at a time.** The pipeline keeps a media cache and reuses KV caches in place, so it is
+  not thread-safe; calls run on a single worker thread, in arrival order (its queue is the request queue).
+  ``max_concurrency`` bounds how many requests may be admitted (running or queued): one more gets 503 at
+  once with ``Retry-After`` instead of piling up memory and latency.
+* **Timeouts that stop the work.** ``request_timeout`` covers queueing and generation; when it fires the
+  client gets 504 and the job is cancelled: a queued job never starts, a running one stops at the next
+  token (the pipeline's ``progress`` callback raises), so a timed-out request does not hold the model.
+* **Local media only.** ``data:`` URLs (base64) and paths under ``media_dir`` (symlinks resolved first, so
+  ``..`` and links cannot leave it: 403). Remote ``http(s)`` URLs are refused with 400: fetching them
+  safely (size caps, timeouts, no requests to internal addresses) is a separate piece of work.
+* **Every failure has a status and a message.** ``ServeError(status, message)`` for what we check here;
+  ``Molmo2Error`` from the pipeline (bad text, corrupt media, prompt too long) is 400; anything else is
+  logged with its traceback and answered 500 without it.
+
+Conversation mapping: ``system`` / ``developer`` text is put before the first user turn's text (the
+released chat template has no system role); consecutive messages of one role are joined (clients often
+send the image and the question as two user messages); media parts may appear in user messages only and
+all go to the model before the first turn, as the chat template places them. Several images make an image
+set; a video goes alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import io
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from pydantic import ValidationError
+
+from molmo2.errors import Molmo2Error
+from molmo2.inference import SamplingParams
+from molmo2.serve.protocol import (
+    AssistantMessage,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    Choice,
+    ChunkChoice,
+    Delta,
+    ImagePart,
+    ModelCard,
+    ModelList,
+    TextPart,
+    Usage,
+    VideoPart,
+)
+
+log = logging.getLogger("molmo2.serve")
+
+
+class ServeError(Exception):
+    """An error answered with ``status`` and ``message`` (OpenAI's error envelope)."""
+
+    TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+             404: "not_found_error", 413: "request_too_large", 422: "invalid_request_error",
+             503: "server_busy", 504: "timeout"}
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+    @property
+    def type(self) -> str:
+        return self.TYPES.get(self.status, "server_error")
+
+
+@dataclass
+class ServeLimits:
+    """What one request may ask for. ``media_dir``: the only directory file paths may point into (None:
+    file paths are refused). ``max_frames``: the most video frames a request may sample (None: no cap
+    beyond the pipeline's default, which requests cannot raise past this)."""
+
+    max_body_bytes: int = 64 << 20
+    max_media_bytes: int = 512 << 20  # a file under media_dir
+    max_images: int = 16
+    max_pixels: int = 50_000_000  # per image, checked from the header before decoding
+    max_frames: int | None = None
+    max_new_tokens: int = 4096
+    max_concurrency: int = 4
+    request_timeout: float = 600.0
+    media_dir: Path | None = None
+
+
+class _Cancelled(Exception):
+    """Raised inside the worker thread (from the pipeline's progress callback) to stop a timed-out job."""
+
+
+class Metrics:
+    """Counters rendered in Prometheus' text format (no client library needed for a handful of numbers)."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, int], int] = {}
+        self.seconds: dict[str, float] = {}
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.rejected_busy = 0
+        self.timeouts = 0
+        self.in_flight = 0
+
+    def observe(self, path: str, status: int, seconds: float) -> None:
+        self.requests[(path, status)] = self.requests.get((path, status), 0) + 1
+        self.seconds[path] = self.seconds.get(path, 0.0) + seconds
+
+    def render(self) -> str:
+        lines = ["# HELP molmo2_requests_total HTTP requests by path and status.",
+                 "# TYPE molmo2_requests_total counter"]
+        lines += [f'molmo2_requests_total{{path="{p}",status="{s}"}} {n}' for (p, s), n in sorted(self.requests.items())]
+        lines += ["# HELP molmo2_request_seconds_total Time spent answering requests, by path.",
+                  "# TYPE molmo2_request_seconds_total counter"]
+        lines += [f'molmo2_request_seconds_total{{path="{p}"}} {s:.6f}' for p, s in sorted(self.seconds.items())]
+        for name, kind, value, help_text in [
+            ("prompt_tokens_total", "counter", self.prompt_tokens, "Prompt tokens processed."),
+            ("completion_tokens_total", "counter", self.completion_tokens, "Tokens generated."),
+            ("rejected_busy_total", "counter", self.rejected_busy, "Requests refused with 503 (queue full)."),
+            ("timeouts_total", "counter", self.timeouts, "Requests answered 504 (request_timeout)."),
+            ("requests_in_flight", "gauge", self.in_flight, "Chat requests admitted (running or queued)."),
+        ]:
+            lines += [f"# HELP molmo2_{name} {help_text}", f"# TYPE molmo2_{name} {kind}", f"molmo2_{name} {value}"]
+        return "\n".join(lines) + "\n"
+
+
+@dataclass
+class _Job:
+    fn: Callable[[], Any]
+    cancelled: threading.Event
+
+
+@dataclass
+class _Call:
+    """A request turned into pipeline arguments."""
+
+    turns: list[dict]
+    media: Any
+    options: dict[str, Any]
+
+
+class ChatHandler:
+    """Serves ``pipe`` (a ``Molmo2``, or anything with its ``chat`` and ``progress``) as ``model_name``."""
+
+    def __init__(self, pipe: Any, model_name: str, limits: ServeLimits | None = None):
+        self.pipe = pipe
+        self.model_name = model_name
+        self.limits = limits or ServeLimits()
+        if self.limits.media_dir is not None:
+            self.limits.media_dir = Path(self.limits.media_dir).resolve()
+        self.metrics = Metrics()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="molmo2-serve")
+        self._current: _Job | None = None  # the job on the worker thread (read and written there only)
+        outer = pipe.progress
+
+        def progress(stage: str, done: int, total: int) -> None:
+            job = self._current
+            if job is not None and job.cancelled.is_set():
+                raise _Cancelled
+            if outer is not None:
+                outer(stage, done, total)
+
+        pipe.progress = progress
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # ---------------------------------------------------------------------------------------- routes
+    def models(self) -> ModelList:
+        return ModelList(data=[ModelCard(id=self.model_name)])
+
+    def parse(self, body: bytes) -> ChatCompletionRequest:
+        """The request, or ``ServeError`` 400 (not JSON) / 422 (JSON that is not a valid request)."""
+        try:
+            data = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ServeError(400, f"the request body is not valid JSON ({e})") from None
+        try:
+            return ChatCompletionRequest.model_validate(data)
+        except ValidationError as e:
+            problems = "; ".join(f"{'.'.join(str(x) for x in err['loc']) or 'body'}: {err['msg']}"
+                                 for err in e.errors()[:10])
+            raise ServeError(422, f"invalid chat completion request: {problems}") from None
+
+    async def chat(self, req: ChatCompletionRequest) -> ChatCompletionResponse:
+        """Answer ``req`` (admission, media, the model call under the timeout, the response)."""
+        if req.model is not None and req.model != self.model_name:
+            raise ServeError(404, f"model {req.model!r} is not served here; this server serves {self.model_name!r} "
+                                  "(GET /v1/models)")
+        if self.metrics.in_flight >= self.limits.max_concurrency:
+            self.metrics.rejected_busy += 1
+            raise ServeError(503, f"the server is busy ({self.limits.max_concurrency} requests in flight); "
+                                  "retry later", headers={"Retry-After": "1"})
+        self.metrics.in_flight += 1
+        try:
+            call = self._call(req)  # cheap checks and base64 decoding, before queueing for the model
+            answer = await self._run(lambda: self.pipe.chat(call.turns, media=call.media, **call.options))
+        finally:
+            self.metrics.in_flight -= 1
+        self.metrics.prompt_tokens += answer.num_prompt_tokens
+        self.metrics.completion_tokens += answer.num_new_tokens
+        return ChatCompletionResponse(
+            model=self.model_name,
+            choices=[Choice(message=AssistantMessage(content=answer.text, grounding=answer.grounding.to_dict()),
+                            finish_reason=answer.finish_reason)],
+            usage=Usage(prompt_tokens=answer.num_prompt_tokens, completion_tokens=answer.num_new_tokens,
+                        total_tokens=answer.num_prompt_tokens + answer.num_new_tokens))
+
+    def sse(self, response: ChatCompletionResponse, include_usage: bool = False) -> Iterator[str]:
+        """A finished answer as server-sent events: the role, the text, the finish reason with the grounding,
+        (the usage), ``[DONE]``. The pipeline does not yet hand out tokens as they are generated, so the
+        text comes in one chunk."""
+        choice = response.choices[0]
+
+        def event(delta: Delta, finish: str | None = None, usage: Usage | None = None, empty: bool = False) -> str:
+            chunk = ChatCompletionChunk(id=response.id, created=response.created, model=response.model,
+                                        choices=[] if empty else [ChunkChoice(delta=delta, finish_reason=finish)],
+                                        usage=usage)
+            return f"data: {chunk.model_dump_json(exclude_none=True)}\n\n"
+
+        yield event(Delta(role="assistant", content=""))
+        if choice.message.content:
+            yield event(Delta(content=choice.message.content))
+        yield event(Delta(grounding=choice.message.grounding), finish=choice.finish_reason)
+        if include_usage:
+            yield event(Delta(), usage=response.usage, empty=True)
+        yield "data: [DONE]\n\n"
+
+    # -------------------------------------------------------------------------------- model calls
+    async def _run(self, fn: Callable[[], Any]) -> Any:
+        job = _Job(fn, threading.Event())
+        future = asyncio.get_running_loop().run_in_executor(self._executor, self._execute, job)
+        try:
+            return await asyncio.wait_for(future, self.limits.request_timeout)
+        except (asyncio.TimeoutError, _Cancelled):
+            job.cancelled.set()
+            self.metrics.timeouts += 1
+            raise ServeError(504, f"the request took longer than {self.limits.request_timeout:g} s and was "
+                                  "cancelled; ask for fewer tokens or frames, or retry later") from None
+        except Molmo2Error as e:
+            raise ServeError(400, str(e)) from None
+        except ServeError:
+            raise
+        except Exception as e:
+            if type(e).__name__ == "DecompressionBombError":  # PIL's guard against huge images
+                raise ServeError(413, f"an image is too large to decode ({e})") from None
+            log.exception("molmo2 serve: the model call failed")
+            raise ServeError(500, f"internal error ({type(e).__name__}); see the server log") from None
+        finally:
+            job.cancelled.set()  # a job that never started (timed out in the queue) must not run later
+
+    def _execute(self, job: _Job) -> Any:
+        if job.cancelled.is_set():
+            raise _Cancelled
+        self._current = job
+        try:
+            return job.fn()
+        finally:
+            self._current = None
+
+    # ------------------------------------------------------------------------------ request -> call
+    def _call(self, req: ChatCompletionRequest) -> _Call:
+        limits = self.limits
+        system: list[str] = []
+        turns: list[dict] = []
+        images: list[Any] = []
+        videos: list[Any] = []
+        for k, msg in enumerate(req.messages):
+            parts = [TextPart(type="text", text=msg.content)] if isinstance(msg.content, str) else msg.content
+            texts = [p.text for p in parts if isinstance(p, TextPart)]
+            media = [p for p in parts if not isinstance(p, TextPart)]
+            if media and msg.role != "user":
+                raise ServeError(400, f"message {k} ({msg.role}) has media; images and videos go in user messages")
+            for part in media:
+                if isinstance(part, ImagePart):
+                    images.append(self._media(part.image_url.url, "image", k))
+                else:
+                    assert isinstance(part, VideoPart)
+                    videos.append(self._media(part.video_url.url, "video", k))
+            text = "\n".join(texts)
+            if msg.role in ("system", "developer"):
+                if turns:
+                    raise ServeError(400, f"message {k}: system messages must come before the conversation")
+                system.append(text)
+            elif turns and turns[-1]["role"] == msg.role:
+                turns[-1]["content"] = "\n".join(t for t in (turns[-1]["content"], text) if t)
+            else:
+                turns.append({"role": msg.role, "content": text})
+        if not turns or turns[0]["role"] != "user":
+            raise ServeError(400, "the conversation must start with a user message (after any system messages)")
+        if turns[-1]["role"] != "user":
+            raise ServeError(400, "the last message must be a user message (the model answers it)")
+        if system:
+            turns[0]["content"] = "\n\n".join([*system, turns[0]["content"]])
+        if len(images) > limits.max_images:
+            raise ServeError(413, f"{len(images)} images in one request; at most {limits.max_images}")
+        if videos and (images or len(videos) > 1):
+            raise ServeError(400, "a request holds images or one video, not both and not several videos")
+        media: Any = videos[0] if videos else (images[0] if len(images) == 1 else images or None)
+
+        options: dict[str, Any] = {}
+        max_new = req.max_completion_tokens or req.max_tokens
+        if max_new is not None and max_new > limits.max_new_tokens:
+            raise ServeError(400, f"max_tokens={max_new} is above this server's limit of {limits.max_new_tokens}")
+        options["max_new_tokens"] = max_new or min(limits.max_new_tokens, 448)
+        options["sampling"] = SamplingParams(temperature=req.temperature, top_p=req.top_p, top_k=req.top_k,
+                                             seed=req.seed)
+        if videos:
+            if req.max_frames is not None:
+                if limits.max_frames is not None and req.max_frames > limits.max_frames:
+                    raise ServeError(400, f"max_frames={req.max_frames} is above this server's limit of "
+                                          f"{limits.max_frames}")
+                options["max_frames"] = req.max_frames
+            if req.max_fps is not None:
+                options["max_fps"] = req.max_fps
+        return _Call(turns, media, options)
+
+    def _media(self, url: str, kind: str, k: int) -> bytes | Path:
+        """The bytes of a ``data:`` URL, or a checked path under ``media_dir``."""
+        limits = self.limits
+        if url.startswith("data:"):
+            header, sep, payload = url.partition(",")
+            if not sep or not header.endswith(";base64"):
+                raise ServeError(400, f"message {k}: a data URL must be data:<mime>;base64,<data>")
+            try:
+                raw = base64.b64decode("".join(payload.split()), validate=True)
+            except (binascii.Error, ValueError):
+                raise ServeError(400, f"message {k}: the {kind} data URL is not valid base64") from None
+            if not raw:
+                raise ServeError(400, f"message {k}: the {kind} data URL is empty")
+            if kind == "image":
+                self._check_image(io.BytesIO(raw), k)
+            return raw
+        scheme = urlparse(url).scheme.lower()
+        if scheme in ("http", "https"):
+            raise ServeError(400, f"message {k}: remote URLs are not fetched by this server; send the {kind} as a "
+                                  "data: URL (base64) or as a path under the server's --media-dir")
+        if scheme == "file":
+            path = Path(unquote(urlparse(url).path))
+        elif scheme and len(scheme) > 1:  # (one letter: a Windows drive)
+            raise ServeError(400, f"message {k}: unsupported URL scheme {scheme!r}; use data: or a file path")
+        else:
+            path = Path(url)
+        if limits.media_dir is None:
+            raise ServeError(403, "file paths are disabled on this server (start it with --media-dir DIR); "
+                                  "send media as data: URLs")
+        real = (limits.media_dir / path.expanduser()).resolve()
+        if not real.is_relative_to(limits.media_dir):
+            raise ServeError(403, f"message {k}: {url!r} is outside the server's media directory")
+        if not real.is_file():
+            raise ServeError(400, f"message {k}: no such {kind} file under the media directory: {url!r}")
+        size = real.stat().st_size
+        if size > limits.max_media_bytes:
+            raise ServeError(413, f"message {k}: the {kind} file is {size} bytes; at most {limits.max_media_bytes}")
+        if kind == "image":
+            self._check_image(real, k)
+        return real
+
+    def _check_image(self, source: Any, k: int) -> None:
+        """An ``image_url`` must hold an image (not a video the pipeline would then guess at), and not a huge
+        one: its header is read, nothing is decoded yet."""
+        from PIL import Image
+
+        try:
+            with Image.open(source) as im:
+                w, h = im.size
+        except Image.DecompressionBombError as e:
+            raise ServeError(413, f"message {k}: the image is too large to decode ({e})") from None
+        except Exception:
+            raise ServeError(400, f"message {k}: could not read the image_url as an image; send PNG, JPEG, "
+                                  "WebP, GIF, BMP or TIFF (videos go in video_url parts)") from None
+        if w * h > self.limits.max_pixels:
+            raise ServeError(413, f"message {k}: the image is {w}x{h} pixels; at most {self.limits.max_pixels}")
