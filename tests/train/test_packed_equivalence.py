@@ -121,3 +121,19 @@ def test_tree_branch_loss_equals_branch_run_alone(model, items):
         m = weights > 0
         ce_alone = F.cross_entropy(alone[m], targets[m], reduction="none")
         torch.testing.assert_close(ce_tree[branch_of == k], ce_alone, atol=1e-8, rtol=1e-7)
+
+
+def test_activation_checkpointing_changes_nothing(model_dir, items):
+    from molmo2.train.parallel import apply_activation_checkpointing
+
+    plain = Molmo2Model(read_config(model_dir))
+    init_weights(plain, seed=1, std=0.2)
+    plain = plain.double().train()
+    ckpt = copy.deepcopy(plain)
+    apply_activation_checkpointing(ckpt)
+    assert sorted(n for n, _ in ckpt.named_parameters()) == sorted(n for n, _ in plain.named_parameters())
+    a, _, ga = _loss_and_grads(plain, [items[:3]])
+    b, _, gb = _loss_and_grads(ckpt, [items[:3]])
+    assert a == pytest.approx(b, rel=1e-12)
+    for n in ga:
+        torch.testing.assert_close(ga[n], gb[n], atol=1e-10, rtol=1e-9, msg=n)
