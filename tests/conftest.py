@@ -6,31 +6,14 @@ Reference models are transformers' native Molmo2 (the oracle; used in tests only
 
 from __future__ import annotations
 
-import copy
 import shutil
 from pathlib import Path
 
 import pytest
-from reference import reference_model  # noqa: F401 (re-exported for tests)
-
-from molmo2.config import Molmo2Config
+from reference import reference_model, tiny_config  # noqa: F401 (re-exported for tests)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TINY_TOKENIZER = FIXTURES / "tokenizer_tiny"
-
-
-def tiny_config(backbone: str = "qwen3") -> Molmo2Config:
-    cfg = Molmo2Config.from_name("tiny")
-    if backbone == "olmo":
-        cfg = copy.deepcopy(cfg)
-        t = cfg.text
-        t.num_layers, t.num_kv_heads = 4, 4
-        t.qk_norm_type, t.norm_after = "olmo", True
-        t.rope_theta = 500_000.0
-        t.rope_scaling = {"rope_type": "yarn", "factor": 8.0, "attention_factor": 1.2079441541679836,
-                          "beta_fast": 32.0, "beta_slow": 1.0, "original_max_position_embeddings": 256}
-        t.rope_scaling_layers = [1, 3]
-    return cfg.validate()
 
 
 def save_reference(model, out: Path) -> Path:

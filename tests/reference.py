@@ -5,6 +5,8 @@ transformers appears in tests and benchmarks only; bench/common.py imports this 
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from molmo2.config import Molmo2Config
@@ -24,3 +26,17 @@ def reference_model(cfg: Molmo2Config, seed: int = 0):
             else:
                 p.normal_(0, 0.5 / p.shape[-1] ** 0.5 if p.dim() > 1 else 0.05)
     return model
+
+
+def tiny_config(backbone: str = "qwen3") -> Molmo2Config:
+    cfg = Molmo2Config.from_name("tiny")
+    if backbone == "olmo":
+        cfg = copy.deepcopy(cfg)
+        t = cfg.text
+        t.num_layers, t.num_kv_heads = 4, 4
+        t.qk_norm_type, t.norm_after = "olmo", True
+        t.rope_theta = 500_000.0
+        t.rope_scaling = {"rope_type": "yarn", "factor": 8.0, "attention_factor": 1.2079441541679836,
+                          "beta_fast": 32.0, "beta_slow": 1.0, "original_max_position_embeddings": 256}
+        t.rope_scaling_layers = [1, 3]
+    return cfg.validate()

@@ -160,7 +160,7 @@ def _to_hub_layout(src, dst, cfg) -> None:
 
 def test_hub_layout_checkpoint_matches_reference(reference, tmp_path):
     backbone, ref, ckpt = reference
-    from conftest import tiny_config
+    from reference import tiny_config
 
     hub_dir = tmp_path / "hub"
     _to_hub_layout(ckpt, hub_dir, tiny_config(backbone))
