@@ -36,31 +36,25 @@ class Recipe:
 _LLM_PARAMS_B = {"4b": 4.0, "8b": 8.2, "o-7b": 7.3}
 
 
+# stage -> (steps, micro rows, seq len, crops/row, image_weight, max_frames, weighting, data seed, save_every,
+#           peak LR connector/vit/llm, warmup connector/vit/llm)   (training.md §1.2-1.4)
+_STAGES = {
+    "pretrain": (31_000, 4, 2536, 16, 1.0, 16, "none", 95818, 4000, (2e-4, 6e-6, 2e-5), (200, 2000, 2000)),
+    "sft": (30_000, 2, 16_384, 128, 30.0, 128, "sft", 50189, 2000, (5e-6, 5e-6, 1e-5), (200, 200, 200)),
+    "long-sft": (2_000, 1, 36_864, 384, 30.0, 384, "sft", 50189, 500, (5e-6, 5e-6, 1e-5), (200, 200, 200)),
+}
+
+
 def _released(size: str, stage: str) -> Recipe:
-    base = TrainConfig(precision="bf16", activation_checkpointing=True, device="cuda", global_batch_rows=128,
-                       freeze_base_embedding=True, run_dir=f"runs/{stage}-{size}")
-    if stage == "pretrain":
-        base.steps, base.micro_batch_rows = 31_000, 4
-        base.data.seq_len, base.data.max_crops_per_row, base.data.image_weight = 2536, 16, 1.0
-        base.data.max_frames, base.data.weighting, base.data.seed = 16, "none", 95818
-        base.optim = OptimConfig(lr={"connector": 2e-4, "vit": 6e-6, "llm": 2e-5},
-                                 warmup={"connector": 200, "vit": 2000, "llm": 2000})
-        base.save_every, base.keep_last = 4000, 1
-    elif stage == "sft":
-        base.steps, base.micro_batch_rows = 30_000, 2
-        base.data.seq_len, base.data.max_crops_per_row, base.data.image_weight = 16_384, 128, 30.0
-        base.data.max_frames, base.data.weighting, base.data.seed = 128, "sft", 50189
-        base.optim = OptimConfig(lr={"connector": 5e-6, "vit": 5e-6, "llm": 1e-5},
-                                 warmup={"connector": 200, "vit": 200, "llm": 200})
-        base.save_every, base.keep_last = 2000, 1
-    elif stage == "long-sft":
-        base.steps, base.micro_batch_rows = 2_000, 1
-        base.data.seq_len, base.data.max_crops_per_row, base.data.image_weight = 36_864, 384, 30.0
-        base.data.max_frames, base.data.weighting, base.data.seed = 384, "sft", 50189
-        base.optim = OptimConfig(lr={"connector": 5e-6, "vit": 5e-6, "llm": 1e-5},
-                                 warmup={"connector": 200, "vit": 200, "llm": 200})
-        base.save_every, base.keep_last = 500, 1
-    return Recipe(f"{stage}-{size}", [base], notes=[
+    steps, micro, seq_len, crops, image_weight, frames, weighting, seed, save_every, lr, warmup = _STAGES[stage]
+    c = TrainConfig(precision="bf16", activation_checkpointing=True, device="cuda", global_batch_rows=128,
+                    freeze_base_embedding=True, run_dir=f"runs/{stage}-{size}", steps=steps,
+                    micro_batch_rows=micro, save_every=save_every, keep_last=1)
+    c.data.seq_len, c.data.max_crops_per_row, c.data.image_weight = seq_len, crops, image_weight
+    c.data.max_frames, c.data.weighting, c.data.seed = frames, weighting, seed
+    c.optim = OptimConfig(lr=dict(zip(("connector", "vit", "llm"), lr)),
+                          warmup=dict(zip(("connector", "vit", "llm"), warmup)))
+    return Recipe(f"{stage}-{size}", [c], notes=[
         "needs --set model=DIR (converted checkpoint) and --set data.manifests='[\"a.jsonl\", ...]'",
         "launch with torchrun --nproc-per-node=N -m molmo2 train ... for FSDP2"])
 
