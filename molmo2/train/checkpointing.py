@@ -58,7 +58,8 @@ def optimizer_from_files(src: Path, keys_are_ints: bool) -> dict:
 
 
 def save_checkpoint(run_dir: Path, step: int, model_state: dict, cfg_model, source_dir: Path,
-                    optim_state: dict, trainer_state: dict, keep_last: int) -> Path:
+                    optim_state: dict, trainer_state: dict, keep_last: int,
+                    extra_tensors: dict[str, dict[str, torch.Tensor]] | None = None) -> Path:
     ckpt_root = run_dir / "checkpoints"
     ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / f"step_{step:06d}"
@@ -68,6 +69,11 @@ def save_checkpoint(run_dir: Path, step: int, model_state: dict, cfg_model, sour
     tmp.mkdir()
     save_pretrained(model_state, tmp / "model", source_dir=source_dir, cfg=cfg_model)
     optimizer_to_files(optim_state, tmp)
+    for fname, tensors in (extra_tensors or {}).items():
+        if tensors:
+            from safetensors.torch import save_file
+
+            save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, tmp / f"{fname}.safetensors")
     (tmp / "trainer.json").write_text(json.dumps(trainer_state, indent=1))
     if final.exists():
         shutil.rmtree(final)

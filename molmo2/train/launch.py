@@ -58,10 +58,16 @@ def run(recipe_name: str, sets: list[str], dry_run: bool = False, run_dir: str |
         last = latest_checkpoint(Path(c.run_dir))
     final = root / "final"
     if last is not None:
-        tmp = root / "final.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(last / "model", tmp)
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
+        lora = phases[-1].lora
+        if lora.rank:
+            from molmo2.train.lora import export_merged
+
+            export_merged(last, final, lora.rank, lora.alpha, lora.targets)  # atomic (save_pretrained)
+        else:
+            tmp = root / "final.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(last / "model", tmp)
+            shutil.rmtree(final, ignore_errors=True)
+            tmp.rename(final)
         log(f"final model: {final}")
     return final

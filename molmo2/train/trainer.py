@@ -130,6 +130,12 @@ class Trainer:
         resume = latest_checkpoint(self.run_dir)
         self.model = self._build_model(resume)
         self.model_cfg = self.model.cfg
+        if cfg.lora.rank:
+            from molmo2.train.lora import apply_lora
+
+            apply_lora(self.model, cfg.lora.rank, cfg.lora.alpha, cfg.lora.targets, seed=cfg.seed)
+            if self.world > 1:
+                raise ConfigError("LoRA runs on one process for now; drop torchrun or set lora.rank=0")
         if cfg.activation_checkpointing:
             parallel.apply_activation_checkpointing(self.model)
         if self.world > 1:
@@ -174,6 +180,14 @@ class Trainer:
     def _resume(self, ckpt: Path) -> None:
         state = json.loads((ckpt / "trainer.json").read_text())
         self.step = int(state["step"])
+        if self.cfg.lora.rank:
+            from safetensors.torch import load_file
+
+            adapters = load_file(ckpt / "lora.safetensors")
+            params = dict(self.model.named_parameters())
+            with torch.no_grad():
+                for k, v in adapters.items():
+                    params[k].copy_(v)
         opt = optimizer_from_files(ckpt, keys_are_ints=self.world == 1)
         parallel.load_optimizer_state(self.model, self.optimizer, opt)
         self.rows.load_state_dict(state["data"][self.rank] if isinstance(state["data"], list) else state["data"])
@@ -224,6 +238,11 @@ class Trainer:
 
     def save(self) -> Path | None:
         model_state = parallel.full_state_dict(self.model)
+        adapters = {}
+        if self.cfg.lora.rank:
+            from molmo2.train.lora import split_state
+
+            model_state, adapters = split_state(model_state.items())
         optim_state = parallel.full_optimizer_state(self.model, self.optimizer)
         data_state = self.rows.state_dict()
         if self.world > 1:
@@ -234,7 +253,7 @@ class Trainer:
         if self.rank == 0:
             state = {"step": self.step, "data": data_state, "config": self.cfg.to_dict()}
             path = save_checkpoint(self.run_dir, self.step, model_state, self.model_cfg, self.model_dir,
-                                   optim_state, state, self.cfg.keep_last)
+                                   optim_state, state, self.cfg.keep_last, extra_tensors={"lora": adapters})
         parallel.barrier()
         return path
 
