@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import copy
 import datetime
-import json
 import os
 import platform
-import shutil
 import statistics
 import sys
 import time
@@ -21,9 +19,9 @@ from molmo2.config import ConnectorConfig, Molmo2Config, TextConfig, VisionConfi
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from reference import reference_model  # noqa: E402,F401 (the same oracle as the parity tests)
+from reference import write_side_files as write_tiny_side_files  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_TOKENIZER = ROOT / "tests" / "fixtures" / "tokenizer_tiny"
 
 CROP = 224  # square crop size of the benchmark ViT (16x16 patches of 14 px)
 MAX_CROPS = 8
@@ -62,17 +60,7 @@ def config_summary(cfg: Molmo2Config) -> str:
 
 def write_side_files(out: Path) -> None:
     """Tokenizer (tiny test tokenizer) and processor settings for the benchmark crop size."""
-    for f in TINY_TOKENIZER.iterdir():
-        shutil.copy(f, out / f.name)
-    (out / "preprocessor_config.json").write_text(json.dumps({
-        "size": {"height": CROP, "width": CROP}, "patch_size": 14, "max_crops": MAX_CROPS,
-        "overlap_margins": [4, 4], "pooling_size": [2, 2], "image_mean": [0.5, 0.5, 0.5],
-        "image_std": [0.5, 0.5, 0.5],
-    }))
-    (out / "video_preprocessor_config.json").write_text(json.dumps({
-        "size": {"height": CROP, "width": CROP}, "patch_size": 14, "pooling_size": [3, 3],
-        "num_frames": VIDEO_FRAMES, "max_fps": 2,
-    }))
+    write_tiny_side_files(out, crop=CROP, max_crops=MAX_CROPS, num_frames=VIDEO_FRAMES, margins=4)
 
 
 def save_reference(model, out: Path, max_shard_size: str | int | None = None) -> Path:

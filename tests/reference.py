@@ -6,6 +6,9 @@ transformers appears in tests and benchmarks only; bench/common.py imports this 
 from __future__ import annotations
 
 import copy
+import json
+import shutil
+from pathlib import Path
 
 import torch
 
@@ -40,3 +43,21 @@ def tiny_config(backbone: str = "qwen3") -> Molmo2Config:
                           "beta_fast": 32.0, "beta_slow": 1.0, "original_max_position_embeddings": 256}
         t.rope_scaling_layers = [1, 3]
     return cfg.validate()
+
+
+TINY_TOKENIZER = Path(__file__).parent / "fixtures" / "tokenizer_tiny"
+
+
+def write_side_files(out: Path, crop: int = 56, max_crops: int = 4, num_frames: int = 8, margins: int = 1) -> Path:
+    """The tiny test tokenizer plus image and video processor settings for ``crop``-px crops: what a
+    model directory needs besides config.json and the weights."""
+    out.mkdir(parents=True, exist_ok=True)
+    for f in TINY_TOKENIZER.iterdir():
+        shutil.copy(f, out / f.name)
+    (out / "preprocessor_config.json").write_text(json.dumps({
+        "size": {"height": crop, "width": crop}, "patch_size": 14, "max_crops": max_crops,
+        "overlap_margins": [margins, margins], "pooling_size": [2, 2], "image_mean": [0.5] * 3, "image_std": [0.5] * 3}))
+    (out / "video_preprocessor_config.json").write_text(json.dumps({
+        "size": {"height": crop, "width": crop}, "patch_size": 14, "pooling_size": [3, 3],
+        "num_frames": num_frames, "max_fps": 2}))
+    return out

@@ -4,19 +4,17 @@ generated in the test: an image, an image set and a short video file."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from reference import write_side_files
 
 from molmo2.checkpoint import save_pretrained
 from molmo2.config import Molmo2Config
 from molmo2.model import Molmo2Model
-
-TINY_TOKENIZER = Path(__file__).parents[1] / "fixtures" / "tokenizer_tiny"
 
 
 def write_tiny_checkpoint(out: Path, seed: int = 0, max_frames: int = 8) -> Path:
@@ -28,16 +26,7 @@ def write_tiny_checkpoint(out: Path, seed: int = 0, max_frames: int = 8) -> Path
             if "norm" not in name:
                 p.normal_(0, 0.5 / p.shape[-1] ** 0.5 if p.dim() > 1 else 0.05)
     save_pretrained(model, out)
-    for f in TINY_TOKENIZER.iterdir():
-        shutil.copy(f, out / f.name)
-    (out / "preprocessor_config.json").write_text(
-        '{"size": {"height": 56, "width": 56}, "patch_size": 14, "max_crops": 4, "overlap_margins": [1, 1],'
-        ' "pooling_size": [2, 2], "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}'
-    )
-    (out / "video_preprocessor_config.json").write_text(
-        '{"size": {"height": 56, "width": 56}, "patch_size": 14, "pooling_size": [3, 3], '
-        f'"num_frames": {max_frames}, "max_fps": 2}}'
-    )
+    write_side_files(out, num_frames=max_frames)
     return out
 
 

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from reference import write_side_files
 
 from molmo2.config import Molmo2Config
 from molmo2.data.schema import Annotation, Example, Media, write_jsonl
 from molmo2.grounding.types import Point, Track
-
-TINY_TOKENIZER = Path(__file__).parents[1] / "fixtures" / "tokenizer_tiny"
 
 
 def tiny_model_dir(out: Path, cfg: Molmo2Config | None = None) -> Path:
@@ -21,14 +19,7 @@ def tiny_model_dir(out: Path, cfg: Molmo2Config | None = None) -> Path:
     cfg = cfg or Molmo2Config.from_name("tiny")
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg.to_hf_config()))
-    for f in TINY_TOKENIZER.iterdir():
-        shutil.copy(f, out / f.name)
-    (out / "preprocessor_config.json").write_text(json.dumps(
-        {"size": {"height": 56, "width": 56}, "patch_size": 14, "max_crops": 2, "overlap_margins": [1, 1],
-         "pooling_size": [2, 2], "image_mean": [0.5] * 3, "image_std": [0.5] * 3}))
-    (out / "video_preprocessor_config.json").write_text(json.dumps(
-        {"size": {"height": 56, "width": 56}, "patch_size": 14, "pooling_size": [3, 3], "num_frames": 4,
-         "max_fps": 2}))
+    write_side_files(out, max_crops=2, num_frames=4)
     return out
 
 
