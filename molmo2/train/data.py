@@ -17,7 +17,6 @@ import math
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -236,6 +235,3 @@ class Stream:
             if item is not None:
                 yield item
 
-
-def load_sources(paths: list[str | Path]) -> list[Source]:
-    return [Source(str(p)).load() for p in paths]

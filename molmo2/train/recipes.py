@@ -12,7 +12,6 @@ A phase with ``model=""`` starts from the previous phase's last checkpoint.
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -211,6 +210,3 @@ def plan(recipe: Recipe, world_size: int = 8) -> str:
     lines += [f"note: {n}" for n in recipe.notes]
     return "\n".join(lines)
 
-
-def copy_phases(recipe: Recipe) -> list[TrainConfig]:
-    return [copy.deepcopy(c) for c in recipe.phases]
