@@ -275,6 +275,31 @@ def _add_eval(sub) -> None:
     e.set_defaults(handler=_eval)
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from molmo2 import demo
+
+    bars = _Bars(enabled=not args.no_progress and sys.stderr.isatty())
+    try:
+        demo.run(args.model, args.out, seed=args.seed, video=args.video, label=args.label, device=args.device,
+                 dtype=DTYPES[args.dtype], progress=bars)
+    finally:
+        bars.close()
+    return 0
+
+
+def _add_demo(sub) -> None:
+    d = sub.add_parser("demo", help="the shipped tiny-shapes model points, counts and tracks on a held-out clip")
+    d.add_argument("--model", help="model directory (default: the shipped tiny-shapes model)")
+    d.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
+    d.add_argument("--seed", type=int, default=0, help="which held-out clip to generate")
+    d.add_argument("--video", help="ask about this video instead (no ground truth, so no scores)")
+    d.add_argument("--label", default="shapes", help="what to point at, count and track with --video")
+    d.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+    d.add_argument("--device", default="cpu")
+    d.add_argument("--no-progress", action="store_true", help="no progress bars")
+    d.set_defaults(handler=_demo)
+
+
 def _serve(args: argparse.Namespace) -> int:
     import os
 
@@ -318,6 +343,7 @@ SUBCOMMANDS["generate"] = _add_generate
 SUBCOMMANDS["train"] = _add_train
 SUBCOMMANDS["eval"] = _add_eval
 SUBCOMMANDS["serve"] = _add_serve
+SUBCOMMANDS["demo"] = _add_demo
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -451,6 +451,7 @@ class Molmo2:
         if subtitles is not None and not is_video:
             raise MediaError("subtitles go with a video; this media is not one")
         options = self._video_options(max_frames, max_fps, clip, slowfast) if is_video else None
+        defaulted = max_new_tokens is None and sampling is None  # a verb default: fit it to the context
         if max_new_tokens is None:
             max_new_tokens = sampling.max_new_tokens if sampling is not None else MAX_NEW_TOKENS.get(
                 (verb, is_video), 448)
@@ -473,6 +474,9 @@ class Molmo2:
         enc = self.processor.encode(prompt, prepared=entry.prepared if entry is not None else _NO_MEDIA)
         ids = enc.input_ids.tolist()
         limit = self.model.cfg.text.max_position_embeddings
+        if defaulted and len(ids) < limit and len(ids) + max_new_tokens > limit:
+            max_new_tokens = limit - len(ids)
+            params = dataclasses.replace(params, max_new_tokens=max_new_tokens)
         if len(ids) + max_new_tokens > limit:
             raise Molmo2Error(
                 f"the prompt is {len(ids)} tokens and up to {max_new_tokens} new tokens are allowed, more than the "

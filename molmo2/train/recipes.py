@@ -103,18 +103,26 @@ def write_model_dir(out: Path, cfg: Molmo2Config, corpus: list[str], image_pooli
 
 
 def _corpus_for(manifests: list[Path]) -> list[str]:
-    """Every prompt template and target of the data, so the BPE merges fit the task language."""
-    from molmo2.data.schema import read_jsonl
+    """Every prompt template and the formatted conversations of the data (points and tracks markup
+    included), so the BPE merges fit the task language."""
+    import numpy as np
+
+    from molmo2.data.schema import DataError, read_jsonl
     from molmo2.train import prompts
 
-    lines = [p for p in prompts.POINT_PROMPTS + prompts.COUNT_PROMPTS + prompts.TRACK_PROMPTS]
+    lines = list(prompts.POINT_PROMPTS + prompts.COUNT_PROMPTS + prompts.TRACK_PROMPTS)
     lines += [p for v in prompts.CAPTION_PROMPTS.values() for p in v]
-    lines += ["<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n", "There are none.",
-              "Counting the shows a total of", " ".join(str(i) for i in range(0, 1001))]
+    lines += ["<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n", "There are none."]
+    rng = np.random.default_rng(0)
     for m in manifests:
         for ex in read_jsonl(m):
+            gt = ex.ground_truth or {}
+            size = (float(gt.get("width", 100)), float(gt.get("height", 100)))
             for a in ex.annotations:
-                lines += [x for x in (a.question, a.answer, a.label) if x]
+                try:
+                    lines += [t["content"] for t in prompts.conversation(a, [size], ex.media.kind, rng)]
+                except DataError:  # a corpus line, not training data: keep what text there is
+                    lines += [x for x in (a.question, a.answer, a.label) if x]
     return lines
 
 

@@ -61,7 +61,11 @@ def tune_malloc() -> bool:
 
 def init_weights(model: Molmo2Model, seed: int, std: float = 0.02) -> None:
     """Random init for training from scratch: normal(0, std) matrices and embeddings, zero biases,
-    unit norm weights; the positional embedding of the ViT too."""
+    unit norm weights, and a 2D sin-cos table for the ViT's (learned) positional embedding.
+
+    Where a patch is matters for pointing: the sin-cos start gives every patch feature a readable
+    position from step 0 (as MAE's fixed table does), instead of a 0.02-scale random vector the
+    model must first learn to use."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -70,8 +74,25 @@ def init_weights(model: Molmo2Model, seed: int, std: float = 0.02) -> None:
                 p.fill_(1.0)
             elif name.endswith(".bias"):
                 p.zero_()
+            elif name.endswith("pos_embed") and p.ndim == 2:
+                p.copy_(sincos_2d(p.shape[0], p.shape[1]))
             else:
                 p.copy_(torch.randn(p.shape, generator=g) * std)
+
+
+def sincos_2d(num_positions: int, dim: int) -> torch.Tensor:
+    """``[num_positions, dim]`` 2D sine-cosine position table of a square row-major grid: the first
+    half of the channels encode the row, the second half the column."""
+    side = math.isqrt(num_positions)
+    if side * side != num_positions or dim % 4:
+        raise ValueError(f"sin-cos table needs a square grid and dim % 4 == 0, got {num_positions} x {dim}")
+    omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim // 4))
+    coord = torch.arange(side, dtype=torch.float64)
+    ang = coord[:, None] * omega[None]  # [side, dim/4]
+    axis = torch.cat([ang.sin(), ang.cos()], dim=1)  # [side, dim/2]
+    rows = axis[:, None, :].expand(side, side, dim // 2)
+    cols = axis[None, :, :].expand(side, side, dim // 2)
+    return torch.cat([rows, cols], dim=-1).reshape(num_positions, dim).float()
 
 
 class RowSource:
