@@ -1,11 +1,21 @@
-"""``molmo2 serve``: an OpenAI-compatible chat-completions server over the ``Molmo2`` pipeline.
+"""``molmo2 serve``: an OpenAI-compatible chat-completions server over the ``Molmo2`` pipeline, and a client.
 
 ``protocol.py`` (pydantic wire format), ``handler.py`` (requests -> pipeline calls: media, limits,
-queueing, timeouts), ``app.py`` (thin FastAPI routes and ``serve()``). Needs the ``serve`` extra
-(``pip install 'molmo2[serve]'``).
+queueing, timeouts, streaming), ``app.py`` (thin FastAPI routes and ``serve()``), ``client.py``
+(``RemoteModel``: the pipeline's verbs against any OpenAI-compatible server, typed answers back).
+The server needs the ``serve`` extra (``pip install 'molmo2[serve]'``); the client needs only ``httpx``.
+Names are imported lazily, so that ``from molmo2.serve.client import RemoteModel`` does not import FastAPI.
 """
 
-from molmo2.serve.app import build_app, serve
-from molmo2.serve.handler import ChatHandler, ServeError, ServeLimits
+__all__ = ["ChatHandler", "RemoteError", "RemoteModel", "ServeError", "ServeLimits", "build_app", "serve"]
 
-__all__ = ["ChatHandler", "ServeError", "ServeLimits", "build_app", "serve"]
+_WHERE = {"build_app": "app", "serve": "app", "ChatHandler": "handler", "ServeError": "handler",
+          "ServeLimits": "handler", "RemoteModel": "client", "RemoteError": "client"}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(f"molmo2.serve.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'molmo2.serve' has no attribute {name!r}")
