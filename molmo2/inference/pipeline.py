@@ -206,6 +206,34 @@ class _LRU:
             self.items.popitem(last=False)
 
 
+class TextDeltas:
+    """Turns the growing list of generated ids into text pieces for ``on_text`` whose concatenation is the
+    final answer (``decode(ids).strip()``).
+
+    Each step decodes all ids so far (a few microseconds per token with the Rust tokenizer) and sends what
+    is new, holding back what may still change: leading and trailing whitespace (the answer is stripped)
+    and a trailing U+FFFD (a character whose UTF-8 bytes are split over tokens). ``finish`` sends the rest.
+    If a later decode ever disagreed with text already sent, nothing is sent until ``finish``; the answer's
+    ``.text`` is always the exact one."""
+
+    def __init__(self, decode: Callable[[list[int]], str], emit: Callable[[str], None]):
+        self.decode, self.emit, self.sent = decode, emit, ""
+
+    def update(self, ids: list[int]) -> None:
+        text = self.decode(ids).strip()
+        if text.endswith("\ufffd"):
+            return
+        self._send(text)
+
+    def finish(self, text: str) -> None:
+        self._send(text)
+
+    def _send(self, text: str) -> None:
+        if len(text) > len(self.sent) and text.startswith(self.sent):
+            self.emit(text[len(self.sent):])
+            self.sent = text
+
+
 # ---------------------------------------------------------------------------------------------------
 # The pipeline
 # ---------------------------------------------------------------------------------------------------
@@ -304,7 +332,9 @@ class Molmo2:
         Options (every verb takes them): ``max_new_tokens``, ``sampling`` (a ``SamplingParams``; greedy
         by default), ``max_frames``, ``max_fps``, ``clip=(start, end)``, ``windows=(length, overlap)``
         (point / count / track), ``slowfast=K``, ``subtitles`` (a list of
-        ``(start, end, text)``, an ``.srt``/``.vtt`` path or ``"embedded"``; video only)."""
+        ``(start, end, text)``, an ``.srt``/``.vtt`` path or ``"embedded"``; video only), ``on_text``
+        (called with each new piece of the answer while it is generated; the pieces join to ``.text``;
+        not with ``windows``)."""
         turns = self._check_messages(messages)
         return self._answer(Answer, "ask", media, turns, **options)
 
@@ -436,8 +466,12 @@ class Molmo2:
         subtitles: Any = None,
         slowfast: int | None = None,
         windows: tuple[float, float] | None = None,
+        on_text: Callable[[str], None] | None = None,
     ) -> Answer:
         if windows is not None:
+            if on_text is not None:
+                raise Molmo2Error("on_text streams one answer; with windows the answer is merged from several, "
+                                  "so it cannot be streamed (leave out on_text or windows)")
             return self._windowed(result_cls, verb, media, turns, windows, max_new_tokens=max_new_tokens,
                                   sampling=sampling, max_frames=max_frames, max_fps=max_fps, clip=clip,
                                   subtitles=subtitles, slowfast=slowfast)
@@ -485,11 +519,12 @@ class Molmo2:
                 + " or lower max_new_tokens")
 
         tok = self.processor.tokenizer
-        num_new = [0]
+        deltas = None if on_text is None else TextDeltas(self.processor.decode, on_text)
 
         def stop_check(out: list[int]) -> bool:
-            num_new[0] = len(out)
             self._report("generate", len(out), max_new_tokens)
+            if deltas is not None:
+                deltas.update(out)
             return False
 
         self._report("generate", 0, max_new_tokens)
@@ -500,6 +535,8 @@ class Molmo2:
             out = self._generate_with_prefix(entry, ids, params, stop_check, cached, timings)
         self._report("generate", max_new_tokens, max_new_tokens)
         text = self.processor.decode(out.token_ids).strip()
+        if deltas is not None:
+            deltas.finish(text)
         timings.update(prefill=out.stats["prefill_s"], generate=out.stats["decode_s"])
         timings["total"] = time.perf_counter() - t_start
 

@@ -5,7 +5,8 @@
       "user", "content": [{"type": "image_url", "image_url": {"url": "dogs.jpg"}},
                           {"type": "text", "text": "Point to the dogs."}]}]}'
 
-Routes: ``POST /v1/chat/completions`` (``"stream": true`` for server-sent events ending ``data: [DONE]``),
+Routes: ``POST /v1/chat/completions`` (``"stream": true`` for server-sent events, one per piece of text as it
+is generated, ending ``data: [DONE]``; a client that goes away stops the generation),
 ``GET /v1/models``, ``GET /health``, ``GET /metrics`` (Prometheus text). With an API key the ``/v1`` routes
 need ``Authorization: Bearer KEY`` (401 otherwise); ``/health`` and ``/metrics`` stay open for probes.
 
@@ -26,7 +27,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
 
-from molmo2.serve.handler import ChatHandler, ServeError, ServeLimits
+from molmo2.serve.handler import ChatHandler, ChatStream, ServeError, ServeLimits
 from molmo2.serve.protocol import ErrorInfo, ErrorResponse
 
 log = logging.getLogger("molmo2.serve")
@@ -64,6 +65,22 @@ async def _read_body(request: Request, limit: int) -> bytes:
         if len(body) > limit:
             raise ServeError(413, f"the request body is over this server's limit of {limit} bytes")
     return bytes(body)
+
+
+class _SSEResponse(StreamingResponse):
+    """Server-sent events of a ``ChatStream``, closed when the response ends however it ends: finished,
+    the client gone (Starlette cancels the body), or never started."""
+
+    def __init__(self, stream: ChatStream):
+        super().__init__(stream, media_type="text/event-stream",
+                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self.stream = stream
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.stream.close()
 
 
 def build_app(handler: ChatHandler, api_key: str | None = None) -> FastAPI:
@@ -114,11 +131,9 @@ def build_app(handler: ChatHandler, api_key: str | None = None) -> FastAPI:
     async def chat_completions(request: Request):
         handler = _handler(request)
         req = handler.parse(await _read_body(request, handler.limits.max_body_bytes))
-        response = await handler.chat(req)
         if req.stream:
-            include_usage = req.stream_options is not None and req.stream_options.include_usage
-            return StreamingResponse(handler.sse(response, include_usage), media_type="text/event-stream")
-        return response
+            return _SSEResponse(await handler.stream(req))
+        return await handler.chat(req)
 
     return app
 

@@ -13,6 +13,10 @@ Why it is built this way:
 * **Local media only.** ``data:`` URLs (base64) and paths under ``media_dir`` (symlinks resolved first, so
   ``..`` and links cannot leave it: 403). Remote ``http(s)`` URLs are refused with 400: fetching them
   safely (size caps, timeouts, no requests to internal addresses) is a separate piece of work.
+* **Streaming is token by token.** The pipeline's ``on_text`` hook hands each new piece of the answer from
+  the worker thread to the event loop (``ChatStream``); the response starts once the first piece is there,
+  so a request that fails before it (bad media, a prompt too long) still gets its 4xx. When the client goes
+  away the response is closed, which cancels the job like a timeout does and frees its slot.
 * **Every failure has a status and a message.** ``ServeError(status, message)`` for what we check here;
   ``Molmo2Error`` from the pipeline (bad text, corrupt media, prompt too long) is 400; anything else is
   logged with its traceback and answered 500 without it.
@@ -33,7 +37,7 @@ import io
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,12 +56,16 @@ from molmo2.serve.protocol import (
     Choice,
     ChunkChoice,
     Delta,
+    ErrorInfo,
+    ErrorResponse,
     ImagePart,
     ModelCard,
     ModelList,
     TextPart,
     Usage,
     VideoPart,
+    completion_id,
+    now,
 )
 
 log = logging.getLogger("molmo2.serve")
@@ -196,6 +204,49 @@ class ChatHandler:
 
     async def chat(self, req: ChatCompletionRequest) -> ChatCompletionResponse:
         """Answer ``req`` (admission, media, the model call under the timeout, the response)."""
+        call = self._admit(req)
+        try:
+            answer = await self._run(lambda: self.pipe.chat(call.turns, media=call.media, **call.options))
+        finally:
+            self.metrics.in_flight -= 1
+        self._count(answer)
+        return ChatCompletionResponse(
+            model=self.model_name,
+            choices=[Choice(message=AssistantMessage(content=answer.text, grounding=answer.grounding.to_dict()),
+                            finish_reason=answer.finish_reason)],
+            usage=_usage(answer))
+
+    async def stream(self, req: ChatCompletionRequest) -> ChatStream:
+        """Start answering ``req`` token by token; returns once the first piece of text (or the whole answer)
+        is there, so that errors of the request or its media still get their status (raised as
+        ``ServeError``). The returned ``ChatStream`` yields the server-sent events; the app calls its
+        ``close()`` when the response ends, however it ends, which stops the generation if it still runs."""
+        call = self._admit(req)
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue = asyncio.Queue()  # text pieces, then None when the job has ended
+
+        def on_text(piece: str) -> None:  # on the worker thread
+            loop.call_soon_threadsafe(events.put_nowait, piece)
+
+        job = _Job(lambda: self.pipe.chat(call.turns, media=call.media, on_text=on_text, **call.options),
+                   threading.Event())
+        stream = ChatStream(self, job, events, loop.time() + self.limits.request_timeout,
+                            req.stream_options is not None and req.stream_options.include_usage)
+        try:
+            stream.future = loop.run_in_executor(self._executor, self._execute, job)
+            stream.future.add_done_callback(lambda _: events.put_nowait(None))
+            stream.first = await stream.next_piece()
+            if stream.first is None:
+                stream.answer = await stream.future  # failed before any text: raise with its status
+        except BaseException as e:
+            stream.close()
+            if isinstance(e, Exception) and not isinstance(e, ServeError):
+                raise self._error(e) from None
+            raise
+        return stream
+
+    def _admit(self, req: ChatCompletionRequest) -> _Call:
+        """The model check, a slot in the queue (``metrics.in_flight``, released by the caller) and the call."""
         if req.model is not None and req.model != self.model_name:
             raise ServeError(404, f"model {req.model!r} is not served here; this server serves {self.model_name!r} "
                                   "(GET /v1/models)")
@@ -205,38 +256,14 @@ class ChatHandler:
                                   "retry later", headers={"Retry-After": "1"})
         self.metrics.in_flight += 1
         try:
-            call = self._call(req)  # cheap checks and base64 decoding, before queueing for the model
-            answer = await self._run(lambda: self.pipe.chat(call.turns, media=call.media, **call.options))
-        finally:
+            return self._call(req)  # cheap checks and base64 decoding, before queueing for the model
+        except BaseException:
             self.metrics.in_flight -= 1
+            raise
+
+    def _count(self, answer: Any) -> None:
         self.metrics.prompt_tokens += answer.num_prompt_tokens
         self.metrics.completion_tokens += answer.num_new_tokens
-        return ChatCompletionResponse(
-            model=self.model_name,
-            choices=[Choice(message=AssistantMessage(content=answer.text, grounding=answer.grounding.to_dict()),
-                            finish_reason=answer.finish_reason)],
-            usage=Usage(prompt_tokens=answer.num_prompt_tokens, completion_tokens=answer.num_new_tokens,
-                        total_tokens=answer.num_prompt_tokens + answer.num_new_tokens))
-
-    def sse(self, response: ChatCompletionResponse, include_usage: bool = False) -> Iterator[str]:
-        """A finished answer as server-sent events: the role, the text, the finish reason with the grounding,
-        (the usage), ``[DONE]``. The pipeline does not yet hand out tokens as they are generated, so the
-        text comes in one chunk."""
-        choice = response.choices[0]
-
-        def event(delta: Delta, finish: str | None = None, usage: Usage | None = None, empty: bool = False) -> str:
-            chunk = ChatCompletionChunk(id=response.id, created=response.created, model=response.model,
-                                        choices=[] if empty else [ChunkChoice(delta=delta, finish_reason=finish)],
-                                        usage=usage)
-            return f"data: {chunk.model_dump_json(exclude_none=True)}\n\n"
-
-        yield event(Delta(role="assistant", content=""))
-        if choice.message.content:
-            yield event(Delta(content=choice.message.content))
-        yield event(Delta(grounding=choice.message.grounding), finish=choice.finish_reason)
-        if include_usage:
-            yield event(Delta(), usage=response.usage, empty=True)
-        yield "data: [DONE]\n\n"
 
     # -------------------------------------------------------------------------------- model calls
     async def _run(self, fn: Callable[[], Any]) -> Any:
@@ -244,22 +271,30 @@ class ChatHandler:
         future = asyncio.get_running_loop().run_in_executor(self._executor, self._execute, job)
         try:
             return await asyncio.wait_for(future, self.limits.request_timeout)
-        except (asyncio.TimeoutError, _Cancelled):
-            job.cancelled.set()
-            self.metrics.timeouts += 1
-            raise ServeError(504, f"the request took longer than {self.limits.request_timeout:g} s and was "
-                                  "cancelled; ask for fewer tokens or frames, or retry later") from None
-        except Molmo2Error as e:
-            raise ServeError(400, str(e)) from None
-        except ServeError:
-            raise
+        except asyncio.TimeoutError:
+            raise self._timeout() from None
         except Exception as e:
-            if type(e).__name__ == "DecompressionBombError":  # PIL's guard against huge images
-                raise ServeError(413, f"an image is too large to decode ({e})") from None
-            log.exception("molmo2 serve: the model call failed")
-            raise ServeError(500, f"internal error ({type(e).__name__}); see the server log") from None
+            raise self._error(e) from None
         finally:
             job.cancelled.set()  # a job that never started (timed out in the queue) must not run later
+
+    def _timeout(self) -> ServeError:
+        self.metrics.timeouts += 1
+        return ServeError(504, f"the request took longer than {self.limits.request_timeout:g} s and was "
+                               "cancelled; ask for fewer tokens or frames, or retry later")
+
+    def _error(self, e: Exception) -> ServeError:
+        """The ``ServeError`` answering an exception of a model call."""
+        if isinstance(e, ServeError):
+            return e
+        if isinstance(e, _Cancelled):
+            return self._timeout()
+        if isinstance(e, Molmo2Error):
+            return ServeError(400, str(e))
+        if type(e).__name__ == "DecompressionBombError":  # PIL's guard against huge images
+            return ServeError(413, f"an image is too large to decode ({e})")
+        log.error("molmo2 serve: the model call failed", exc_info=e)
+        return ServeError(500, f"internal error ({type(e).__name__}); see the server log")
 
     def _execute(self, job: _Job) -> Any:
         if job.cancelled.is_set():
@@ -383,3 +418,76 @@ class ChatHandler:
                                   "WebP, GIF, BMP or TIFF (videos go in video_url parts)") from None
         if w * h > self.limits.max_pixels:
             raise ServeError(413, f"message {k}: the image is {w}x{h} pixels; at most {self.limits.max_pixels}")
+
+
+class ChatStream:
+    """One streamed answer as server-sent events (OpenAI's ``chat.completion.chunk``): the role, one chunk
+    per piece of text as it is generated, the finish reason with the parsed grounding (``delta.grounding``),
+    the usage when asked (``stream_options.include_usage``), ``[DONE]``. A failure after the first event (a
+    timeout, a model error) is sent as an ``{"error": ...}`` event before ``[DONE]``: the status is already 200.
+
+    ``close()`` is idempotent: it cancels the job (a running generation stops at its next token, a queued
+    one never starts) and releases the request's slot. Built by ``ChatHandler.stream``."""
+
+    def __init__(self, handler: ChatHandler, job: _Job, events: asyncio.Queue, deadline: float, include_usage: bool):
+        self.handler, self.job, self.events, self.deadline = handler, job, events, deadline
+        self.include_usage = include_usage
+        self.future: asyncio.Future | None = None
+        self.first: str | None = None
+        self.answer: Any = None
+        self.id, self.created = completion_id(), now()
+        self._closed = False
+
+    async def next_piece(self) -> str | None:
+        """The next piece of text, or None when the job has ended; ``ServeError`` 504 at the deadline."""
+        remaining = self.deadline - asyncio.get_running_loop().time()
+        try:
+            return await asyncio.wait_for(self.events.get(), max(remaining, 0.0))
+        except asyncio.TimeoutError:
+            self.job.cancelled.set()
+            raise self.handler._timeout() from None
+
+    def _event(self, delta: Delta | None, finish: str | None = None, usage: Usage | None = None) -> str:
+        chunk = ChatCompletionChunk(id=self.id, created=self.created, model=self.handler.model_name,
+                                    choices=[] if delta is None else [ChunkChoice(delta=delta, finish_reason=finish)],
+                                    usage=usage)
+        return f"data: {chunk.model_dump_json(exclude_none=True)}\n\n"
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        try:
+            yield self._event(Delta(role="assistant", content=""))
+            sent, piece = "", self.first
+            while piece is not None:
+                sent += piece
+                yield self._event(Delta(content=piece))
+                piece = await self.next_piece()
+            try:
+                answer = self.answer if self.answer is not None else await self.future
+            except Exception as e:
+                raise self.handler._error(e) from None
+            self.handler._count(answer)
+            if answer.text != sent and answer.text.startswith(sent):  # a pipe that does not stream
+                yield self._event(Delta(content=answer.text[len(sent):]))
+            yield self._event(Delta(grounding=answer.grounding.to_dict()), finish=answer.finish_reason)
+            if self.include_usage:
+                yield self._event(None, usage=_usage(answer))
+        except ServeError as e:
+            error = ErrorResponse(error=ErrorInfo(message=e.message, type=e.type, code=e.status))
+            yield f"data: {error.model_dump_json()}\n\n"
+        finally:
+            self.close()
+        yield "data: [DONE]\n\n"
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.job.cancelled.set()
+        if self.future is not None:  # nobody may await it any more: retrieve its exception (no asyncio warning)
+            self.future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self.handler.metrics.in_flight -= 1
+
+
+def _usage(answer: Any) -> Usage:
+    return Usage(prompt_tokens=answer.num_prompt_tokens, completion_tokens=answer.num_new_tokens,
+                 total_tokens=answer.num_prompt_tokens + answer.num_new_tokens)

@@ -8,8 +8,8 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import live_server
 from PIL import Image
+from serve.helpers import SlowPipe, live_server
 
 from molmo2.errors import MediaError, Molmo2Error
 from molmo2.inference.pipeline import CountAnswer, PointAnswer, TrackAnswer
@@ -71,7 +71,7 @@ def test_streamed_answer_equals_the_plain_one(remote, media_dir):
     pieces = []
     streamed = remote.ask(media_dir / "a.png", "Describe it.", max_new_tokens=16, on_text=pieces.append)
     plain = remote.ask(media_dir / "a.png", "Describe it.", max_new_tokens=16)
-    assert "".join(pieces) == streamed.text == plain.text
+    assert "".join(pieces) == streamed.text == plain.text and len(pieces) > 1
     assert streamed.grounding == plain.grounding
     assert streamed.num_new_tokens == plain.num_new_tokens > 0
 
@@ -98,9 +98,7 @@ def test_errors_say_what_the_server_said(url, remote, media_dir):
 
 def test_busy_server_is_retried(media_dir):
     """A 503 (queue full) is retried after Retry-After: both of two concurrent calls get an answer."""
-    from test_serve import _SlowPipe
-
-    slow = _SlowPipe(steps=30)
+    slow = SlowPipe(steps=30)
     with live_server(build_app(ChatHandler(slow, "slow", ServeLimits(max_concurrency=1)))) as u:
         results = {}
         m1, m2 = RemoteModel(u), RemoteModel(u, model="slow")

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from serve.helpers import SlowPipe
 
 from molmo2.grounding import GroundingResult
-from molmo2.inference.pipeline import Answer, MediaInfo
 from molmo2.serve import ChatHandler, ServeLimits, build_app
 
 KEY = "test-key"
@@ -188,28 +188,8 @@ def test_abuse_gets_its_status_and_the_server_keeps_serving(client, media_dir, t
     _still_serving(client)
 
 
-class _SlowPipe:
-    """A stand-in pipeline: reports one 'generated token' every 10 ms for up to ``steps``, like ``Molmo2``
-    does through ``progress``; remembers how far each call got."""
-
-    def __init__(self, steps: int):
-        self.steps, self.progress, self.reached, self.started = steps, None, [], threading.Event()
-
-    def chat(self, turns, media=None, **options):
-        self.started.set()
-        self.reached.append(0)
-        for i in range(self.steps):
-            time.sleep(0.01)
-            self.reached[-1] = i + 1
-            if self.progress is not None:
-                self.progress("generate", i + 1, self.steps)
-        text = "done"
-        return Answer(text=text, grounding=GroundingResult(text=text, sizes=[]), media=MediaInfo("none", []),
-                      finish_reason="stop", prompt=turns[-1]["content"], num_prompt_tokens=3, num_new_tokens=1)
-
-
 def test_timeout_stops_the_job_and_the_server_keeps_serving():
-    slow = _SlowPipe(steps=300)  # 3 s of "generation"
+    slow = SlowPipe(steps=300)  # 3 s of "generation"
     with TestClient(build_app(ChatHandler(slow, "slow", ServeLimits(request_timeout=0.2)))) as c:
         t0 = time.perf_counter()
         r = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "Hi"}]})
@@ -223,7 +203,7 @@ def test_timeout_stops_the_job_and_the_server_keeps_serving():
 
 
 def test_full_queue_answers_503_then_serves():
-    slow = _SlowPipe(steps=50)  # 0.5 s
+    slow = SlowPipe(steps=50)  # 0.5 s
     with TestClient(build_app(ChatHandler(slow, "slow", ServeLimits(max_concurrency=1)))) as c:
         first = {}
         body = {"messages": [{"role": "user", "content": "Hi"}]}

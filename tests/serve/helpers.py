@@ -1,0 +1,80 @@
+"""Helpers of the server tests: ``live_server(app)`` (uvicorn on a free 127.0.0.1 port in a thread, for real
+sockets: clients that disconnect, our HTTP client) and stand-in pipelines with scripted timing that report
+progress like ``Molmo2`` does, so that cancellation can be observed."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+from molmo2.grounding import GroundingResult
+from molmo2.inference.pipeline import Answer, MediaInfo
+
+
+@contextlib.contextmanager
+def live_server(app):
+    """Serve ``app`` with uvicorn on 127.0.0.1 (a free port) in a thread; yields its base URL."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+class SlowPipe:
+    """A stand-in pipeline: reports one 'generated token' every 10 ms for up to ``steps``, like ``Molmo2``
+    does through ``progress``; remembers how far each call got."""
+
+    def __init__(self, steps: int):
+        self.steps, self.progress, self.reached, self.started = steps, None, [], threading.Event()
+
+    def chat(self, turns, media=None, **options):
+        self.started.set()
+        self.reached.append(0)
+        for i in range(self.steps):
+            time.sleep(0.01)
+            self.reached[-1] = i + 1
+            if self.progress is not None:
+                self.progress("generate", i + 1, self.steps)
+        text = "done"
+        return Answer(text=text, grounding=GroundingResult(text=text, sizes=[]), media=MediaInfo("none", []),
+                      finish_reason="stop", prompt=turns[-1]["content"], num_prompt_tokens=3, num_new_tokens=1)
+
+
+class StreamingPipe:
+    """A stand-in pipeline that 'generates' one word every ``delay`` s for ``steps`` steps, streaming each
+    through ``on_text`` and checking for cancellation through ``progress`` like ``Molmo2`` does."""
+
+    def __init__(self, steps: int, delay: float = 0.01):
+        self.steps, self.delay, self.progress = steps, delay, None
+        self.reached: list[int] = []
+        self.ended = threading.Event()
+
+    def chat(self, turns, media=None, on_text=None, **options):
+        self.ended.clear()
+        self.reached.append(0)
+        try:
+            for i in range(self.steps):
+                time.sleep(self.delay)
+                if self.progress is not None:
+                    self.progress("generate", i + 1, self.steps)  # raises once the request is cancelled
+                self.reached[-1] = i + 1
+                if on_text is not None:
+                    on_text(f"w{i} ")
+        finally:
+            self.ended.set()
+        text = "".join(f"w{i} " for i in range(self.steps)).strip()
+        return Answer(text=text, grounding=GroundingResult(text=text, sizes=[]), media=MediaInfo("none", []),
+                      finish_reason="length", prompt=turns[-1]["content"], num_prompt_tokens=2,
+                      num_new_tokens=self.steps)
