@@ -7,8 +7,11 @@
 
 Routes: ``POST /v1/chat/completions`` (``"stream": true`` for server-sent events, one per piece of text as it
 is generated, ending ``data: [DONE]``; a client that goes away stops the generation),
-``GET /v1/models``, ``GET /health``, ``GET /metrics`` (Prometheus text). With an API key the ``/v1`` routes
-need ``Authorization: Bearer KEY`` (401 otherwise); ``/health`` and ``/metrics`` stay open for probes.
+``GET /v1/models``, ``GET /health``, ``GET /metrics`` (Prometheus text), ``GET /`` (a web page: pick an image or
+video, ask, see the answer drawn with a timeline; ``molmo2.serve.page``) and ``POST /viewer/render`` (the
+page's drawing: ``molmo2.viz``'s viewer for a grounding on its media). With an API key the ``/v1`` routes
+and ``/viewer/render`` need ``Authorization: Bearer KEY`` (401 otherwise); ``/``, ``/health`` and ``/metrics``
+stay open (the page holds no data; probes).
 
 The routes only read, authenticate and dispatch (vLLM's ``entrypoints/openai/api_server.py`` shape): the
 body is read here with a byte cap (413 before JSON parsing, whatever the Content-Length claims), and
@@ -17,6 +20,7 @@ every error, including a bug, leaves as OpenAI's ``{"error": {...}}`` with a sta
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -24,7 +28,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
 
 from molmo2.serve.handler import ChatHandler, ChatStream, ServeError, ServeLimits
@@ -114,6 +118,16 @@ def build_app(handler: ChatHandler, api_key: str | None = None) -> FastAPI:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, e: HTTPException) -> JSONResponse:  # unknown route, wrong method
         return error_response(e.status_code, str(e.detail), "invalid_request_error", getattr(e, "headers", None))
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page(request: Request) -> HTMLResponse:
+        return HTMLResponse(_handler(request).page())
+
+    @app.post("/viewer/render", response_class=HTMLResponse, dependencies=[Depends(_authorized)])
+    async def render_viewer(request: Request) -> HTMLResponse:
+        handler = _handler(request)
+        body = await _read_body(request, handler.limits.max_body_bytes)
+        return HTMLResponse(await asyncio.to_thread(handler.render_viewer, body))
 
     @app.get("/health")
     async def health() -> dict:

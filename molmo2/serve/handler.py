@@ -64,6 +64,7 @@ from molmo2.serve.protocol import (
     TextPart,
     Usage,
     VideoPart,
+    ViewerRequest,
     completion_id,
     now,
 )
@@ -198,9 +199,7 @@ class ChatHandler:
         try:
             return ChatCompletionRequest.model_validate(data)
         except ValidationError as e:
-            problems = "; ".join(f"{'.'.join(str(x) for x in err['loc']) or 'body'}: {err['msg']}"
-                                 for err in e.errors()[:10])
-            raise ServeError(422, f"invalid chat completion request: {problems}") from None
+            raise ServeError(422, f"invalid chat completion request: {_problems(e)}") from None
 
     async def chat(self, req: ChatCompletionRequest) -> ChatCompletionResponse:
         """Answer ``req`` (admission, media, the model call under the timeout, the response)."""
@@ -264,6 +263,54 @@ class ChatHandler:
     def _count(self, answer: Any) -> None:
         self.metrics.prompt_tokens += answer.num_prompt_tokens
         self.metrics.completion_tokens += answer.num_new_tokens
+
+    def page(self) -> str:
+        """The web page (``molmo2.serve.page``)."""
+        from molmo2.inference.pipeline import PROMPTS
+        from molmo2.serve.page import page_html
+
+        return page_html(self.model_name, PROMPTS, min(self.limits.max_new_tokens, 448))
+
+    def render_viewer(self, body: bytes) -> str:
+        """The ``molmo2.viz`` viewer page of a grounding on its media (``ViewerRequest``). Blocking (decodes
+        and embeds the media): run it off the event loop."""
+        import tempfile
+
+        from molmo2.errors import MediaError
+        from molmo2.grounding import GroundingResult
+        from molmo2.viz import write_viewer
+
+        try:
+            req = ViewerRequest.model_validate(json.loads(body))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ServeError(400, f"the request body is not valid JSON ({e})") from None
+        except ValidationError as e:
+            raise ServeError(422, f"invalid viewer request: {_problems(e)}") from None
+        if req.kind == "video" and len(req.media) != 1:
+            raise ServeError(400, "a viewer shows one video; send one media item with kind 'video'")
+        if len(req.media) > self.limits.max_images:
+            raise ServeError(413, f"{len(req.media)} images in one request; at most {self.limits.max_images}")
+        media = [self._media(url, req.kind, 0) for url in req.media]
+        try:
+            result = GroundingResult.from_dict(req.grounding)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ServeError(422, f"the grounding is not a GroundingResult.to_dict() ({type(e).__name__}: {e}); "
+                                  "send choices[0].message.grounding of an answer as it is") from None
+        with tempfile.TemporaryDirectory(prefix="molmo2-viewer-") as tmp:
+            if req.kind == "video":
+                source = media[0]
+                if isinstance(source, bytes):
+                    path = Path(tmp) / f"video{_video_suffix(req.media[0])}"
+                    path.write_bytes(source)
+                    source = path
+            else:
+                source = media if len(media) > 1 else media[0]
+            try:
+                out = write_viewer(Path(tmp) / "viewer.html", source, result, embed=True,
+                                   title=f"molmo2: {self.model_name}")
+            except MediaError as e:
+                raise ServeError(400, str(e)) from None
+            return out.read_text(encoding="utf-8")
 
     # -------------------------------------------------------------------------------- model calls
     async def _run(self, fn: Callable[[], Any]) -> Any:
@@ -486,6 +533,17 @@ class ChatStream:
         if self.future is not None:  # nobody may await it any more: retrieve its exception (no asyncio warning)
             self.future.add_done_callback(lambda f: f.cancelled() or f.exception())
         self.handler.metrics.in_flight -= 1
+
+
+def _problems(e: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(x) for x in err['loc']) or 'body'}: {err['msg']}" for err in e.errors()[:10])
+
+
+def _video_suffix(url: str) -> str:
+    """A file suffix for a video data URL's MIME type (what the viewer's player is told)."""
+    mime = url[len("data:"):].split(";", 1)[0].lower() if url.startswith("data:") else ""
+    return {"video/webm": ".webm", "video/quicktime": ".mov", "video/x-matroska": ".mkv",
+            "video/ogg": ".ogv"}.get(mime, ".mp4")
 
 
 def _usage(answer: Any) -> Usage:

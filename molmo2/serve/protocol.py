@@ -80,6 +80,15 @@ class ChatCompletionRequest(_Lenient):
     max_fps: float | None = Field(default=None, gt=0.0)
 
 
+class ViewerRequest(_Lenient):
+    """``POST /viewer/render`` (molmo2's web page): the media as asked about (data URLs or paths under
+    ``--media-dir``; several images make an image set) and the answer's grounding to draw on them."""
+
+    media: list[str] = Field(min_length=1)
+    kind: Literal["image", "video"] = "image"
+    grounding: dict[str, Any]
+
+
 # --------------------------------------------------------------------------------------------- response
 
 

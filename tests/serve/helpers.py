@@ -78,3 +78,44 @@ class StreamingPipe:
         return Answer(text=text, grounding=GroundingResult(text=text, sizes=[]), media=MediaInfo("none", []),
                       finish_reason="length", prompt=turns[-1]["content"], num_prompt_tokens=2,
                       num_new_tokens=self.steps)
+
+
+class GroundedPipe:
+    """A stand-in pipeline whose answers hold points (an image: two points at 1/4 and 3/4 of the width, half
+    height) or a track (a video: one object moving left to right), streamed word by word through
+    ``on_text``, so that pages and clients have something to draw; a random tiny model rarely points."""
+
+    def __init__(self):
+        self.progress = None
+
+    def chat(self, turns, media=None, on_text=None, **options):
+        from molmo2.grounding import Point, Track, format_points, format_tracks, parse
+        from molmo2.inference.media import media_kind
+
+        kind = media_kind(media)
+        if kind == "video":
+            from molmo2.processing.video import probe_video
+
+            meta = probe_video(media)
+            size = (meta.width, meta.height)
+            track = Track(1, "thing", [Point(size[0] * (0.2 + 0.3 * k), size[1] / 2, t=0.5 * k) for k in range(3)])
+            text = format_tracks([track], size, "thing")
+            grounding = parse(text, size, video=True)
+        else:
+            import io
+
+            from PIL import Image
+
+            with Image.open(io.BytesIO(media) if isinstance(media, bytes) else media) as im:
+                size = im.size
+            points = [Point(size[0] / 4, size[1] / 2), Point(3 * size[0] / 4, size[1] / 2)]
+            text = format_points(points, size, "dogs", mode="point_then_count")
+            grounding = parse(text, size, video=False)
+        words = text.split(" ")
+        for k, word in enumerate(words):
+            if self.progress is not None:
+                self.progress("generate", k + 1, len(words))
+            if on_text is not None:
+                on_text(word if k == 0 else " " + word)
+        return Answer(text=text, grounding=grounding, media=MediaInfo(kind, [size]), finish_reason="stop",
+                      prompt=turns[-1]["content"], num_prompt_tokens=5, num_new_tokens=len(words))
