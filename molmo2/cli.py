@@ -8,7 +8,8 @@ Subcommands (``SUBCOMMANDS`` below; each adds its parser and handler):
   media and the HTML viewer (``molmo2.viz``). Video options: ``--max-frames``, ``--max-fps``,
   ``--clip A:B``, ``--windows LENGTH:OVERLAP`` (long videos), ``--slowfast K``, ``--subtitles FILE``.
   Progress bars (loading, decoding, encoding, generating)
-  go to stderr when it is a terminal.
+  go to stderr when it is a terminal. ``--endpoint URL [--api-key K]`` asks an OpenAI-compatible server
+  (``molmo2 serve`` or vLLM) instead, through ``molmo2.serve.client`` (same answers and outputs).
 * ``generate``: low-level, media + prompt -> answer text.
 * ``eval --task T --model M --data D [--limit N] [--out DIR]``: run an eval task (``molmo2.eval.runner``):
   ``DIR/predictions.jsonl`` (appended as it goes; a rerun resumes), ``metrics.json``, ``scores.jsonl``
@@ -111,27 +112,16 @@ class _Bars:
 
 def _verb(args: argparse.Namespace) -> int:
     from molmo2.inference.media import media_kind
-    from molmo2.inference.pipeline import Molmo2
 
     media_args = list(args.media)
     media: object = media_args[0] if len(media_args) == 1 else media_args
     kinds = [media_kind(m) for m in media_args]  # checks every file before the model is loaded
     if len(media_args) > 1 and set(kinds) != {"image"}:
         raise Molmo2Error("several media make an image set: pass images only, or one video")
-    bars = _Bars(enabled=not args.no_progress and sys.stderr.isatty())
-    try:
-        pipe = Molmo2.from_pretrained(args.model, device=args.device, dtype=DTYPES[args.dtype], cache_size=1,
-                                      progress=bars)
-        options: dict = {"max_new_tokens": args.max_new_tokens, "max_frames": args.max_frames,
-                         "max_fps": args.max_fps, "clip": args.clip, "subtitles": args.subtitles,
-                         "windows": args.windows}
-        if args.slowfast is not None:
-            options["slowfast"] = args.slowfast
-        options = {k: v for k, v in options.items() if v is not None}
-        text_args = [args.text] if VERBS[args.command][1] else []
-        answer = getattr(pipe, args.command)(media, *text_args, **options)
-    finally:
-        bars.close()
+    if args.endpoint:
+        answer = _remote_verb(args, media)
+    else:
+        answer = _local_verb(args, media)
     result = answer.grounding.to_dict()
     if args.json:
         print(json.dumps(result, indent=2))
@@ -144,6 +134,43 @@ def _verb(args: argparse.Namespace) -> int:
     if args.out:
         _write_out(Path(args.out), media, answer)
     return 0
+
+
+def _remote_verb(args: argparse.Namespace, media: object):
+    """The verb against an OpenAI-compatible server (``molmo2.serve.client``): same answer types."""
+    import os
+
+    from molmo2.serve.client import RemoteModel
+
+    local_only = [f"--{k}" for k in ("clip", "windows", "slowfast", "subtitles") if getattr(args, k) is not None]
+    if local_only:
+        raise Molmo2Error(f"{', '.join(local_only)} need(s) the model here; the server at --endpoint samples the "
+                          "video itself (use --max-frames / --max-fps, or drop --endpoint)")
+    options = {k: v for k, v in {"max_new_tokens": args.max_new_tokens, "max_frames": args.max_frames,
+                                 "max_fps": args.max_fps}.items() if v is not None}
+    text_args = [args.text] if VERBS[args.command][1] else []
+    with RemoteModel(args.endpoint, model=args.model, api_key=args.api_key or os.environ.get("MOLMO2_API_KEY"),
+                     timeout=args.timeout) as remote:
+        return getattr(remote, args.command)(media, *text_args, **options)
+
+
+def _local_verb(args: argparse.Namespace, media: object):
+    from molmo2.inference.pipeline import DEFAULT_MODEL, Molmo2
+
+    bars = _Bars(enabled=not args.no_progress and sys.stderr.isatty())
+    try:
+        pipe = Molmo2.from_pretrained(args.model or DEFAULT_MODEL, device=args.device, dtype=DTYPES[args.dtype],
+                                      cache_size=1, progress=bars)
+        options: dict = {"max_new_tokens": args.max_new_tokens, "max_frames": args.max_frames,
+                         "max_fps": args.max_fps, "clip": args.clip, "subtitles": args.subtitles,
+                         "windows": args.windows}
+        if args.slowfast is not None:
+            options["slowfast"] = args.slowfast
+        options = {k: v for k, v in options.items() if v is not None}
+        text_args = [args.text] if VERBS[args.command][1] else []
+        return getattr(pipe, args.command)(media, *text_args, **options)
+    finally:
+        bars.close()
 
 
 def _write_out(out: Path, media: object, answer) -> None:
@@ -187,8 +214,12 @@ def _add_verb(sub, verb: str) -> None:
                    help="image file(s) (several make an image set) or one video file")
     if takes_text:
         p.add_argument("text", metavar=metavar)
-    p.add_argument("--model", default="allenai/Molmo2-4B",
-                   help="model directory or Hugging Face repo id (default: allenai/Molmo2-4B)")
+    p.add_argument("--model", help="model directory or Hugging Face repo id (default: allenai/Molmo2-4B); "
+                                    "with --endpoint: the model id to ask for (default: the server's first)")
+    p.add_argument("--endpoint", metavar="URL",
+                   help="ask an OpenAI-compatible server (molmo2 serve, vLLM) instead of loading the model here")
+    p.add_argument("--api-key", help="with --endpoint: the server's API key (or set MOLMO2_API_KEY)")
+    p.add_argument("--timeout", type=float, default=600.0, help="with --endpoint: seconds per request")
     p.add_argument("--out", help="directory for answer.json, result.json, the annotated media and viewer.html")
     p.add_argument("--json", action="store_true", help="print the GroundingResult as JSON instead of the text")
     p.add_argument("--max-frames", type=int, help="most video frames to sample (default: the model's, 384)")
