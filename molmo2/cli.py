@@ -344,7 +344,7 @@ def _serve(args: argparse.Namespace) -> int:
         raise Molmo2Error(f"--media-dir {args.media_dir} is not a directory")
     limits = ServeLimits(max_concurrency=args.max_concurrency, request_timeout=args.request_timeout,
                          media_dir=args.media_dir, max_frames=args.max_frames,
-                         max_body_bytes=int(args.max_body_mb * (1 << 20)))
+                         max_video_seconds=args.max_video_seconds, max_body_bytes=int(args.max_body_mb * (1 << 20)))
     serve(args.model, host=args.host, port=args.port, api_key=args.api_key or os.environ.get("MOLMO2_API_KEY"),
           served_model_name=args.served_model_name, device=args.device, dtype=DTYPES[args.dtype], limits=limits)
     return 0
@@ -363,6 +363,8 @@ def _add_serve(sub) -> None:
     s.add_argument("--request-timeout", type=float, default=600.0, help="seconds before a request is cancelled")
     s.add_argument("--max-frames", type=int, help="most video frames a request may sample (default: the model's)")
     s.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body in MiB (default 64)")
+    s.add_argument("--max-video-seconds", type=float, default=3 * 3600.0,
+                   help="longest video a request may send, read from its header (default 10800)")
     s.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     s.add_argument("--device", default="cpu")
     s.set_defaults(handler=_serve)

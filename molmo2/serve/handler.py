@@ -94,13 +94,16 @@ class ServeError(Exception):
 class ServeLimits:
     """What one request may ask for. ``media_dir``: the only directory file paths may point into (None:
     file paths are refused). ``max_frames``: the most video frames a request may sample (None: no cap
-    beyond the pipeline's default, which requests cannot raise past this)."""
+    beyond the pipeline's default, which requests cannot raise past this). ``max_video_seconds`` and
+    ``max_pixels`` (per image or video frame) are read from the media's header: a 10-hour video or a
+    decompression bomb is refused before anything is decoded."""
 
     max_body_bytes: int = 64 << 20
     max_media_bytes: int = 512 << 20  # a file under media_dir
     max_images: int = 16
     max_pixels: int = 50_000_000  # per image, checked from the header before decoding
     max_frames: int | None = None
+    max_video_seconds: float = 3 * 3600.0  # checked from the container before any frame is decoded
     max_new_tokens: int = 4096
     max_concurrency: int = 4
     request_timeout: float = 600.0
@@ -424,6 +427,8 @@ class ChatHandler:
                 raise ServeError(400, f"message {k}: the {kind} data URL is empty")
             if kind == "image":
                 self._check_image(io.BytesIO(raw), k)
+            else:
+                self._check_video(raw, k)
             return raw
         scheme = urlparse(url).scheme.lower()
         if scheme in ("http", "https"):
@@ -448,7 +453,28 @@ class ChatHandler:
             raise ServeError(413, f"message {k}: the {kind} file is {size} bytes; at most {limits.max_media_bytes}")
         if kind == "image":
             self._check_image(real, k)
+        else:
+            self._check_video(real, k)
         return real
+
+    def _check_video(self, source: bytes | Path, k: int) -> None:
+        """A ``video_url`` must be a readable video of at most ``max_video_seconds`` and ``max_pixels`` per
+        frame: its container header is read (demuxed at most, for containers without a duration), not
+        decoded."""
+        from molmo2.processing.video import probe_video
+
+        try:
+            meta = probe_video(source)
+        except Molmo2Error as e:
+            raise ServeError(400, f"message {k}: {e}") from None
+        limit = self.limits.max_video_seconds
+        if limit is not None and meta.duration > limit:
+            raise ServeError(413, f"message {k}: the video is {meta.duration:.0f} s long; this server takes videos "
+                                  f"of at most {limit:.0f} s: cut it (e.g. ffmpeg -ss START -t SECONDS) or send "
+                                  "a part of it")
+        if meta.width * meta.height > self.limits.max_pixels:
+            raise ServeError(413, f"message {k}: the video frames are {meta.width}x{meta.height} pixels; at most "
+                                  f"{self.limits.max_pixels}: scale the video down")
 
     def _check_image(self, source: Any, k: int) -> None:
         """An ``image_url`` must hold an image (not a video the pipeline would then guess at), and not a huge

@@ -59,3 +59,8 @@ def test_endpoint_errors_are_one_line(url, media_dir, capsys, monkeypatch):
     assert run(capsys, "ask", a, "Hi", "--endpoint", url, "--max-new-tokens", "2")[0] == 0
     args = build_parser().parse_args(["ask", "x.png", "Hi", "--endpoint", "http://h:1", "--api-key", "k"])
     assert (args.endpoint, args.api_key, args.model) == ("http://h:1", "k", None)
+
+
+def test_serve_binds_localhost_with_limits_by_default():
+    args = build_parser().parse_args(["serve", "--model", "m"])
+    assert (args.host, args.max_video_seconds, args.max_body_mb) == ("127.0.0.1", 3 * 3600.0, 64.0)
