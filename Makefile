@@ -25,9 +25,9 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
 
+# The shipped tiny-shapes model on a held-out synthetic clip: answers, scores, demo-out/demo.{mp4,html,json}.
 demo: $(STAMP)
-	@echo "make demo runs the shipped tiny-shapes model, which is still training (molmo2 train --recipe tiny-shapes)."
-	@echo "Until then, try the low-level CLI on a checkpoint directory: $(BIN)/molmo2 generate --model DIR --prompt '...'"
+	$(BIN)/molmo2 demo --out demo-out
 
 bench: $(STAMP) bench-ref-venv
 	$(BIN)/python bench/bench_model.py

@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from molmo2.errors import Molmo2Error
+from molmo2.errors import MediaError, Molmo2Error
 
 SHIPPED_MODEL = Path(__file__).resolve().parent / "assets" / "tiny-shapes"
 KINDS = ("pointing", "counting", "tracking")
@@ -78,6 +78,8 @@ def run(model: str | Path | None = None, out: str | Path = "demo-out", *, seed: 
         raise Molmo2Error(f"the shipped tiny-shapes model is missing from {model}; reinstall molmo2 from a "
                           "full checkout, or pass --model DIR (e.g. a checkpoint of `molmo2 train --recipe "
                           "tiny-shapes`)")
+    if video is not None and not Path(video).is_file():
+        raise MediaError(f"video file not found: {video}; check the path")
     pipe = Molmo2.from_pretrained(model, device=device, dtype=dtype, progress=progress)
 
     questions: list[dict[str, Any]] = []

@@ -135,7 +135,7 @@ def _shapes_recipe(name: str, phases_spec: list[list[dict]], image_size: int, st
                         micro_batch_rows=rows, freeze_base_embedding=False, save_every=save_every,
                         keep_last=2, log_every=10, init="random" if i == 0 else "checkpoint", seed=6198)
         c.optim = OptimConfig(lr={"vit": lr, "connector": lr, "llm": lr},
-                              warmup={"vit": 100, "connector": 100, "llm": 100}, alpha_f=0.1)
+                              warmup={"vit": 100, "connector": 100, "llm": 100}, alpha_f=0.1, eps=1e-8)
         c.data.seq_len, c.data.max_crops_per_row, c.data.buffer_size = seq_len, 64, 16
         c.data.max_frames, c.data.weighting, c.data.seed = 8, "none", 1234 + i
         phases.append(c)

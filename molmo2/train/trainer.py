@@ -60,12 +60,15 @@ def tune_malloc() -> bool:
 
 
 def init_weights(model: Molmo2Model, seed: int, std: float = 0.02) -> None:
-    """Random init for training from scratch: normal(0, std) matrices and embeddings, zero biases,
-    unit norm weights, and a 2D sin-cos table for the ViT's (learned) positional embedding.
+    """Random init for training from scratch: zero biases, unit norm weights, normal(0, ``std``) LLM
+    matrices and embeddings; unit-gain normal(0, 1/sqrt(fan_in)) matrices in the ViT and connector; a
+    2D sin-cos table for the ViT's (learned) positional embedding.
 
-    Where a patch is matters for pointing: the sin-cos start gives every patch feature a readable
-    position from step 0 (as MAE's fixed table does), instead of a 0.02-scale random vector the
-    model must first learn to use."""
+    Unit gain on the visual side matters: at 0.02 every Linear of the ViT -> pooling -> SwiGLU chain
+    shrinks the signal (SwiGLU quadratically), so the visual features reach the LLM ~1e-3 of their
+    size and the ViT's gradients are ~1e-7 per element, below AdamW's eps: the ViT never trains and
+    the model cannot learn where things are. The sin-cos start gives every patch a readable position
+    from step 0 (as MAE's fixed table does)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -76,6 +79,8 @@ def init_weights(model: Molmo2Model, seed: int, std: float = 0.02) -> None:
                 p.zero_()
             elif name.endswith("pos_embed") and p.ndim == 2:
                 p.copy_(sincos_2d(p.shape[0], p.shape[1]))
+            elif name.startswith(("vision.", "connector.")) and p.ndim == 2:
+                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p.shape[1]))
             else:
                 p.copy_(torch.randn(p.shape, generator=g) * std)
 
