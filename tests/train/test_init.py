@@ -40,5 +40,11 @@ def test_init_weights_uses_the_table_for_the_vit_positions():
     init_weights(model, seed=0)
     pos = model.vision.pos_embed
     assert torch.equal(pos.detach(), sincos_2d(*pos.shape))
-    others = [p for n, p in model.named_parameters() if n.endswith("attn.q.weight")]
-    assert others and all(0.015 < p.std().item() < 0.025 for p in others)
+    params = dict(model.named_parameters())
+    # unit gain on the visual side (ViT + connector), 0.02 in the LLM
+    for name in ("vision.patch_embed.weight", "vision.blocks.0.attn.q.weight", "connector.w2.weight"):
+        p = params[name]
+        assert p.std().item() == pytest.approx(1 / math.sqrt(p.shape[1]), rel=0.1), name
+    for name in ("text.blocks.0.attn.qkv.weight", "text.embed", "lm_head.weight"):
+        assert params[name].std().item() == pytest.approx(0.02, rel=0.1), name
+    assert all(not params[n].any() for n in params if n.endswith(".bias"))
