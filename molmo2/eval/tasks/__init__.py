@@ -2,7 +2,8 @@
 
 A task is an object with ``name``, ``load(data, limit) -> items`` (each item has a stable ``id``),
 ``predict(pipe, item, **options) -> record`` (a JSON-ready dict with ``id``; the only step that runs the
-model) and ``score(items, {id: record}) -> metrics`` (pure). Tasks are imported on demand.
+model) and ``score(items, {id: record}) -> metrics`` (pure). Tasks are imported on demand. Each adapter's
+docstring gives the released file layout it reads, the prompt and the scoring rule.
 """
 
 from __future__ import annotations
@@ -14,6 +15,16 @@ from molmo2.errors import Molmo2Error
 
 TASKS: dict[str, str] = {
     "tiny-shapes": "molmo2.eval.tasks.tiny_shapes:TinyShapes",
+    "molmo2-video-point": "molmo2.eval.tasks.video_point:VideoPointEval",
+    "molmo2-video-count": "molmo2.eval.tasks.video_count:VideoCountEval",
+    "molmo2-video-track": "molmo2.eval.tasks.video_track:VideoTrackEval",
+    "point-bench": "molmo2.eval.tasks.point_bench:PointBench",
+    "pixmo-points": "molmo2.eval.tasks.pixmo_points:PixMoPoints",
+    "pixmo-count": "molmo2.eval.tasks.pixmo_count:PixMoCount",
+    "countbench-qa": "molmo2.eval.tasks.countbench_qa:CountBenchQA",
+    "nextqa": "molmo2.eval.tasks.nextqa:NeXTQA",
+    "mvbench": "molmo2.eval.tasks.mvbench:MVBench",
+    "perception-test": "molmo2.eval.tasks.perception_test:PerceptionTest",
 }
 
 
