@@ -2,7 +2,8 @@
 
 ``protocol.py`` (pydantic wire format), ``handler.py`` (requests -> pipeline calls: media, limits,
 queueing, timeouts, streaming), ``app.py`` (thin FastAPI routes and ``serve()``), ``client.py``
-(``RemoteModel``: the pipeline's verbs against any OpenAI-compatible server, typed answers back).
+(``RemoteModel``: the pipeline's verbs against any OpenAI-compatible server, typed answers back),
+``batch.py`` (many videos through a server, resumable JSONL; scale-out with vLLM: docs/vllm.md).
 The server needs the ``serve`` extra (``pip install 'molmo2[serve]'``); the client needs only ``httpx``.
 Names are imported lazily, so that ``from molmo2.serve.client import RemoteModel`` does not import FastAPI.
 """
