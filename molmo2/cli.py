@@ -11,7 +11,8 @@ Subcommands (``SUBCOMMANDS`` below; each adds its parser and handler):
   go to stderr when it is a terminal. ``--endpoint URL [--api-key K]`` asks an OpenAI-compatible server
   (``molmo2 serve`` or vLLM) instead, through ``molmo2.serve.client`` (same answers and outputs).
 * ``generate``: low-level, media + prompt -> answer text.
-* ``eval --task T --model M --data D [--limit N] [--out DIR]``: run an eval task (``molmo2.eval.runner``):
+* ``eval --task T --model M|--endpoint URL --data D [--limit N] [--out DIR]``: run an eval task
+  (``molmo2.eval.runner``) with the model here or against an OpenAI-compatible server (``--api-key K``):
   ``DIR/predictions.jsonl`` (appended as it goes; a rerun resumes), ``metrics.json``, ``scores.jsonl``
   (per item), ``report.md`` and ``report.html``; prints the Markdown report.
 * ``serve --model M [--host H] [--port P] [--api-key K] [--media-dir DIR] [--max-concurrency N]``: an
@@ -278,9 +279,21 @@ def _eval(args: argparse.Namespace) -> int:
 
     out = Path(args.out or f"eval-{args.task}")
     options = {"max_new_tokens": args.max_new_tokens, "max_frames": args.max_frames}
-    result = evaluate(args.task, args.model, args.data, limit=args.limit, predictions_path=out / "predictions.jsonl",
-                      progress=not args.no_progress and sys.stderr.isatty(), device=args.device,
-                      dtype=DTYPES[args.dtype], **{k: v for k, v in options.items() if v is not None})
+    options = {k: v for k, v in options.items() if v is not None}
+    run = dict(limit=args.limit, predictions_path=out / "predictions.jsonl",
+               progress=not args.no_progress and sys.stderr.isatty())
+    if args.endpoint:
+        import os
+
+        from molmo2.serve.client import RemoteModel
+
+        with RemoteModel(args.endpoint, api_key=args.api_key or os.environ.get("MOLMO2_API_KEY"),
+                         timeout=args.timeout) as remote:
+            result = evaluate(args.task, remote, args.data, model_name=f"{args.endpoint} ({remote.model})", **run,
+                              **options)
+    else:
+        result = evaluate(args.task, args.model, args.data, device=args.device, dtype=DTYPES[args.dtype], **run,
+                          **options)
     (out / "metrics.json").write_text(json.dumps(result.metrics, indent=2) + "\n")
     with (out / "scores.jsonl").open("w") as f:
         f.writelines(json.dumps(s) + "\n" for s in result.per_item)
@@ -291,11 +304,23 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_tasks() -> list[str]:
+    from molmo2.eval.tasks import TASKS  # a table of names; the adapters import on use
+
+    return sorted(TASKS)
+
+
 def _add_eval(sub) -> None:
     e = sub.add_parser("eval", help="evaluate a model on a task: predictions (resumable), metrics and a report")
-    e.add_argument("--task", required=True, help="the task, e.g. tiny-shapes (molmo2.eval.tasks.TASKS)")
-    e.add_argument("--model", required=True, help="model directory or Hugging Face repo id")
-    e.add_argument("--data", required=True, help="the task's data: a folder (with data.jsonl) or a manifest")
+    e.add_argument("--task", required=True, help="the task: " + ", ".join(_eval_tasks()))
+    where = e.add_mutually_exclusive_group(required=True)
+    where.add_argument("--model", help="model directory or Hugging Face repo id (the model runs here)")
+    where.add_argument("--endpoint", metavar="URL",
+                       help="an OpenAI-compatible server to ask instead (molmo2 serve, vLLM), e.g. http://host:8000")
+    e.add_argument("--api-key", help="with --endpoint: the server's API key (or set MOLMO2_API_KEY)")
+    e.add_argument("--timeout", type=float, default=600.0, help="with --endpoint: seconds per request")
+    e.add_argument("--data", required=True, help="the task's data folder (its layout: the task's docstring, "
+                                                 "molmo2.eval.tasks) or, for tiny-shapes, a manifest")
     e.add_argument("--limit", type=int, help="evaluate the first N items only")
     e.add_argument("--out", help="output folder (default: eval-TASK); a rerun with the same folder resumes")
     e.add_argument("--max-new-tokens", type=int, help="answer length limit (default: per task)")

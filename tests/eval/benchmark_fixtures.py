@@ -131,6 +131,7 @@ def make_video_track(root: Path) -> Path:
 
 
 def make_point_bench(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
     cats = ["affordable", "counting", "reasoning", "spatial", "steerable"]
     rows = [{"image_filename": f"img{k}.jpg", "mask_filename": f"mask{k}.png", "category": c,
              "user_input": f"Point to the white square ({c})."} for k, c in enumerate(cats)]
@@ -182,6 +183,7 @@ def make_pixmo_count(root: Path) -> Path:
 
 def make_countbench(root: Path) -> Path:
     """Needs pyarrow (the released file is a parquet with the images inside)."""
+    root.mkdir(parents=True, exist_ok=True)
     import io
 
     def png(gray: bool = False) -> bytes:
@@ -205,6 +207,7 @@ def make_countbench(root: Path) -> Path:
 
 
 def make_nextqa_csv(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
     import pandas as pd
 
     rows = [{"video": 4010069381, "frame_count": 4, "width": SIZE, "height": SIZE,
@@ -222,6 +225,7 @@ def make_nextqa_csv(root: Path) -> Path:
 
 
 def make_mvbench(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
     rows = {"action_sequence.json": [{"video": "A1.mp4", "question": "What happened after the square moved?",
                                       "candidates": ["It stopped.", "It moved on."], "answer": "It moved on.",
                                       "start": 0.0, "end": 1.5}],
@@ -246,6 +250,7 @@ def perception_rows() -> list[dict]:
 
 
 def make_perception_test(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
     ann = {"video_1": {"metadata": {"num_frames": 4}, "mc_question": [
         {"id": r["question_id"], **{k: r[k] for k in ("question", "options", "answer_id", "area", "reasoning")}}
         for r in perception_rows()]}}
