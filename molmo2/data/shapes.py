@@ -673,12 +673,13 @@ class _Annotator:
     def qa(self) -> list[Annotation]:
         cfg, seen = self.cfg, self.seen
         where = " in the video" if self.scene.is_video else ""
-        verb = "appear" if self.scene.is_video else "are there"
+        # Short-answer counts are worded apart from the counting prompts ("How many X are there?"), whose
+        # answers point: the same question with two answer formats would teach the model to mix them.
         items: list[tuple[str, str, list[str] | None]] = [
-            (f"How many shapes {verb}{where}?" if self.scene.is_video else "How many shapes are there?",
-             str(len(seen)), None)]
+            (f"Give the number of shapes{where} as a single number.", str(len(seen)), None)]
         q = (None, str(self.rng.choice(cfg.shapes))) if self.rng.random() < 0.5 else (str(self.rng.choice(cfg.colours)), None)
-        items.append((f"How many {query_label(q, True)} {verb}{where}?", str(len(self.matches(q))), None))
+        items.append((f"Give the number of {query_label(q, True)}{where} as a single number.",
+                       str(len(self.matches(q))), None))
         for shape in cfg.shapes:
             objs = [o for o in seen if o.shape == shape]
             if len(objs) == 1 and sum(o.shape == shape for o in self.scene.objects) == 1:

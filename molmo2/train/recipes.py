@@ -167,6 +167,7 @@ def _shapes_recipe(name: str, phases_spec: list[list[dict]], image_size: int, st
 
 
 IMAGE_KINDS = ("pointing", "counting", "qa", "caption")
+FIRST_KINDS = ("pointing", "counting", "caption")  # phase 1: grounding first
 
 
 def debug_cpu() -> Recipe:
@@ -178,13 +179,15 @@ def debug_cpu() -> Recipe:
 
 
 def tiny_shapes() -> Recipe:
-    """The shipped demo model: images with 1-3 shapes first, then full-difficulty images and videos."""
+    """The shipped demo model. Phase 1: images with one shape, then 1-3, on plain backgrounds (where
+    things are, before anything else); phase 2: full-difficulty images and videos, every task."""
     return _shapes_recipe(
         "tiny-shapes",
-        [[{"name": "few", "preset": "few", "num": 6000, "seed": 1, "kinds": IMAGE_KINDS}],
+        [[{"name": "single", "preset": "single", "num": 3000, "seed": 4, "kinds": FIRST_KINDS, "rate": 0.4},
+          {"name": "few", "preset": "few", "num": 6000, "seed": 1, "kinds": FIRST_KINDS, "rate": 0.6}],
          [{"name": "images", "preset": "images", "num": 4000, "seed": 2, "kinds": IMAGE_KINDS, "rate": 0.4},
           {"name": "video", "preset": "video", "num": 3000, "seed": 3, "rate": 0.6}]],
-        image_size=112, steps=[800, 1200], rows=8, seq_len=1024, lr=1e-3)
+        image_size=112, steps=[600, 700], rows=8, seq_len=1024, lr=1e-3)
 
 
 RECIPES: dict[str, Callable[[], Recipe]] = {"debug-cpu": debug_cpu, "tiny-shapes": tiny_shapes}
