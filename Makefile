@@ -36,6 +36,7 @@ bench: $(STAMP) bench-ref-venv
 	$(BIN)/python bench/bench_pipeline.py
 	$(BIN)/python bench/bench_viz.py
 	$(BIN)/python bench/bench_packing.py
+	$(BIN)/python bench/bench_serve.py
 
 # transformers' video processor needs torchvision (a 5.5 GB CUDA build that runs on CPU); benchmarks only.
 bench-ref-venv: .venv-ref/bin/python
