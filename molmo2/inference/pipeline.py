@@ -485,7 +485,6 @@ class Molmo2:
         if subtitles is not None and not is_video:
             raise MediaError("subtitles go with a video; this media is not one")
         options = self._video_options(max_frames, max_fps, clip, slowfast) if is_video else None
-        defaulted = max_new_tokens is None and sampling is None  # a verb default: fit it to the context
         if max_new_tokens is None:
             max_new_tokens = sampling.max_new_tokens if sampling is not None else MAX_NEW_TOKENS.get(
                 (verb, is_video), 448)
@@ -508,15 +507,13 @@ class Molmo2:
         enc = self.processor.encode(prompt, prepared=entry.prepared if entry is not None else _NO_MEDIA)
         ids = enc.input_ids.tolist()
         limit = self.model.cfg.text.max_position_embeddings
-        if defaulted and len(ids) < limit and len(ids) + max_new_tokens > limit:
+        if len(ids) >= limit:
+            raise Molmo2Error(
+                f"the prompt is {len(ids)} tokens, as long as the model's context of {limit} tokens or longer; "
+                "shorten the question" + (", sample fewer frames (max_frames) or a shorter clip" if is_video else ""))
+        if len(ids) + max_new_tokens > limit:  # an upper bound: generate at most what fits the context
             max_new_tokens = limit - len(ids)
             params = dataclasses.replace(params, max_new_tokens=max_new_tokens)
-        if len(ids) + max_new_tokens > limit:
-            raise Molmo2Error(
-                f"the prompt is {len(ids)} tokens and up to {max_new_tokens} new tokens are allowed, more than the "
-                f"model's context of {limit} tokens; shorten the question"
-                + (", sample fewer frames (max_frames) or a shorter clip" if is_video else "")
-                + " or lower max_new_tokens")
 
         tok = self.processor.tokenizer
         deltas = None if on_text is None else TextDeltas(self.processor.decode, on_text)

@@ -296,3 +296,23 @@ def test_slowfast_fewer_visual_tokens(fresh, media_dir):
         fresh.ask(video, "What?", slowfast=0)
     with pytest.raises(MediaError, match="not one"):
         fresh.ask(media_dir / "a.png", "What?", slowfast=2)
+
+
+def test_max_new_tokens_is_an_upper_bound_fitted_to_the_context(pipe, media_dir, monkeypatch):
+    """A budget past the context end generates up to the end; a prompt that fills the context is an error."""
+    limit = pipe.model.cfg.text.max_position_embeddings
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def spy(self, entry, ids, params, *a, **k):  # record the budget, skip the (long) generation
+        seen["budget"], seen["prompt"] = params.max_new_tokens, len(ids)
+        raise Stop
+
+    monkeypatch.setattr(type(pipe), "_generate_with_prefix", spy)
+    with pytest.raises(Stop):
+        pipe.ask(media_dir / "a.png", "What is this?", max_new_tokens=10 * limit)
+    assert seen["prompt"] + seen["budget"] == limit
+    with pytest.raises(Molmo2Error, match="context"):
+        pipe.ask(media_dir / "a.png", "word " * limit, max_new_tokens=1)
