@@ -7,7 +7,8 @@ the weighted token mean over the whole global batch (training.md §2.2). Then pe
 per-part learning rates of this step, and ``optimizer.step()``.
 
 Progress: a tqdm bar with loss, tokens/s and ETA; ``run_dir/log.jsonl`` gets one JSON line per
-logged step (losses, accuracy, learning rates, grad norms, packing fill, skipped examples).
+logged step (losses, accuracy, learning rates, grad norms, packing fill, skipped examples); with
+``wandb_project`` set, rank 0 logs the same rows to Weights & Biases (checked at start-up).
 """
 
 from __future__ import annotations
@@ -132,6 +133,15 @@ class RowSource:
             self.items[tuple(it.key)] = item
 
 
+def _import_wandb():
+    try:
+        import wandb
+    except ImportError:
+        raise ConfigError("wandb_project is set but wandb is not installed: pip install wandb (and log in), or "
+                          "leave wandb_project empty to log to the console and log.jsonl only") from None
+    return wandb
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, log: Callable[[str], None] = print):
         self.cfg = cfg
@@ -147,6 +157,7 @@ class Trainer:
             raise ConfigError(f"global_batch_rows={cfg.global_batch_rows} must be a multiple of world size "
                               f"{self.world} x micro_batch_rows {cfg.micro_batch_rows}")
         self.run_dir = Path(cfg.run_dir)
+        self.wandb = _import_wandb() if cfg.wandb_project else None
         self.model_dir = Path(cfg.model)
         if not (self.model_dir / "config.json").is_file():
             raise ConfigError(f"model directory {self.model_dir} has no config.json; pass --set model=DIR "
@@ -291,6 +302,10 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
         log_f = (self.run_dir / "log.jsonl").open("a") if self.rank == 0 else None
+        wandb_run = None
+        if self.wandb is not None and self.rank == 0:
+            wandb_run = self.wandb.init(project=cfg.wandb_project, name=self.run_dir.name, dir=str(self.run_dir),
+                                        config=cfg.to_dict())
         bar = tqdm(total=cfg.steps, initial=self.step, desc="train", disable=self.rank != 0, dynamic_ncols=True)
         t0, tokens = time.perf_counter(), 0
         try:
@@ -308,6 +323,8 @@ class Trainer:
                 if log_f and (self.step % cfg.log_every == 0 or self.step == cfg.steps):
                     log_f.write(json.dumps(m) + "\n")
                     log_f.flush()
+                    if wandb_run is not None:
+                        wandb_run.log(m, step=self.step)
                 if on_step:
                     on_step(m)
                 if cfg.save_every and (self.step % cfg.save_every == 0 or self.step == end):
@@ -316,4 +333,6 @@ class Trainer:
             bar.close()
             if log_f:
                 log_f.close()
+            if wandb_run is not None:
+                wandb_run.finish()
         return self.history
