@@ -127,14 +127,14 @@ def _corpus_for(manifests: list[Path]) -> list[str]:
 
 
 def _shapes_recipe(name: str, phases_spec: list[list[dict]], image_size: int, steps: list[int], rows: int,
-                   seq_len: int, lr: float, save_every: int = 50, scale: int = 1) -> Recipe:
+                   seq_len: int, lr: float | dict[str, float], save_every: int = 50, scale: int = 1) -> Recipe:
     """Phases of synthetic data; each dataset spec: name, preset, num, seed, kinds, rate."""
     phases = []
     for i, n in enumerate(steps):
         c = TrainConfig(run_dir=f"runs/{name}", precision="bf16", device="cpu", steps=n, global_batch_rows=rows,
                         micro_batch_rows=rows, freeze_base_embedding=False, save_every=save_every,
                         keep_last=2, log_every=10, init="random" if i == 0 else "checkpoint", seed=6198)
-        c.optim = OptimConfig(lr={"vit": lr, "connector": lr, "llm": lr},
+        c.optim = OptimConfig(lr=dict(lr) if isinstance(lr, dict) else {"vit": lr, "connector": lr, "llm": lr},
                               warmup={"vit": 100, "connector": 100, "llm": 100}, alpha_f=0.1, eps=1e-8)
         c.data.seq_len, c.data.max_crops_per_row, c.data.buffer_size = seq_len, 64, 16
         c.data.max_frames, c.data.weighting, c.data.seed = 8, "none", 1234 + i
@@ -187,7 +187,7 @@ def tiny_shapes() -> Recipe:
           {"name": "few", "preset": "few", "num": 6000, "seed": 1, "kinds": FIRST_KINDS, "rate": 0.6}],
          [{"name": "images", "preset": "images", "num": 4000, "seed": 2, "kinds": IMAGE_KINDS, "rate": 0.4},
           {"name": "video", "preset": "video", "num": 3000, "seed": 3, "rate": 0.6}]],
-        image_size=112, steps=[600, 700], rows=8, seq_len=1024, lr=1e-3)
+        image_size=112, steps=[500, 600], rows=8, seq_len=1024, lr={"vit": 5e-4, "connector": 5e-4, "llm": 1e-3})
 
 
 RECIPES: dict[str, Callable[[], Recipe]] = {"debug-cpu": debug_cpu, "tiny-shapes": tiny_shapes}

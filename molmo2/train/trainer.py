@@ -68,8 +68,11 @@ def init_weights(model: Molmo2Model, seed: int, std: float = 0.02) -> None:
     Unit gain on the visual side matters: at 0.02 every Linear of the ViT -> pooling -> SwiGLU chain
     shrinks the signal (SwiGLU quadratically), so the visual features reach the LLM ~1e-3 of their
     size and the ViT's gradients are ~1e-7 per element, below AdamW's eps: the ViT never trains and
-    the model cannot learn where things are. The sin-cos start gives every patch a readable position
-    from step 0 (as MAE's fixed table does)."""
+    the model cannot learn where things are. The ViT's residual branches (attention output, fc2) stay
+    small, though: at unit gain their near-uniform attention adds the same vector to every patch and
+    the features start 0.95 cosine-similar, so after the LLM's RMSNorm all patches look alike. Small,
+    the features start as patch content + position. The sin-cos start gives every patch a readable
+    position from step 0 (as MAE's fixed table does)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -80,6 +83,8 @@ def init_weights(model: Molmo2Model, seed: int, std: float = 0.02) -> None:
                 p.zero_()
             elif name.endswith("pos_embed") and p.ndim == 2:
                 p.copy_(sincos_2d(p.shape[0], p.shape[1]))
+            elif name.startswith("vision.blocks.") and name.endswith(("attn.o.weight", "fc2.weight")):
+                p.copy_(torch.randn(p.shape, generator=g) * std)  # small residual branches
             elif name.startswith(("vision.", "connector.")) and p.ndim == 2:
                 p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p.shape[1]))
             else:

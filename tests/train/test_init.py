@@ -45,6 +45,7 @@ def test_init_weights_uses_the_table_for_the_vit_positions():
     for name in ("vision.patch_embed.weight", "vision.blocks.0.attn.q.weight", "connector.w2.weight"):
         p = params[name]
         assert p.std().item() == pytest.approx(1 / math.sqrt(p.shape[1]), rel=0.1), name
-    for name in ("text.blocks.0.attn.qkv.weight", "text.embed", "lm_head.weight"):
+    for name in ("text.blocks.0.attn.qkv.weight", "text.embed", "lm_head.weight", "vision.blocks.0.attn.o.weight",
+                 "vision.blocks.0.fc2.weight"):  # 0.02 in the LLM and the ViT's residual branches
         assert params[name].std().item() == pytest.approx(0.02, rel=0.1), name
     assert all(not params[n].any() for n in params if n.endswith(".bias"))
