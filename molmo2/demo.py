@@ -25,9 +25,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from molmo2.checkpoint.io import SHIPPED_MODELS
 from molmo2.errors import MediaError, Molmo2Error
 
-SHIPPED_MODEL = Path(__file__).resolve().parent / "assets" / "tiny-shapes"
+SHIPPED_MODEL = SHIPPED_MODELS["tiny-shapes"]
 KINDS = ("pointing", "counting", "tracking")
 VERB = {"pointing": "point", "counting": "count", "tracking": "track"}
 

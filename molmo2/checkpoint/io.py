@@ -39,13 +39,19 @@ _DTYPES = {
 }
 
 
+# Models that ship inside the package, by name (``Molmo2.from_pretrained("tiny-shapes")``).
+SHIPPED_MODELS = {"tiny-shapes": Path(__file__).resolve().parents[1] / "assets" / "tiny-shapes"}
+
+
 def resolve_model_dir(name_or_path: str | os.PathLike) -> Path:
-    """A local directory as is; otherwise a Hugging Face repo id, downloaded (or found in the local
-    cache when offline) through ``huggingface_hub``."""
+    """A local directory as is; a shipped model's name (``SHIPPED_MODELS``); otherwise a Hugging Face
+    repo id, downloaded (or found in the local cache when offline) through ``huggingface_hub``."""
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path
     name = str(name_or_path)
+    if name in SHIPPED_MODELS and SHIPPED_MODELS[name].is_dir():
+        return SHIPPED_MODELS[name]
     if path.exists() or name.startswith((".", "/", "~")) or name.count("/") != 1:
         raise CheckpointError(
             f"model directory {name!r} not found. Pass a local directory holding config.json and "
