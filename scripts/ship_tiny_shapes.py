@@ -130,7 +130,7 @@ def main() -> None:
         "",
         "## Held-out scores",
         "",
-        "Fresh generator seeds (never used in training), scored by `molmo2 eval --task tiny-shapes` with the",
+        "The shipped bf16 weights on fresh generator seeds (never used in training), scored by `molmo2 eval --task tiny-shapes` with the",
         "same metric functions as the official benchmarks (pointing: one-to-one matching, hit = point in the",
         "instance mask (and exact timestamp for video); counting: exact; tracking: per-frame point-in-mask",
         "F1 and HOTA):",
@@ -146,7 +146,8 @@ def main() -> None:
         "python -m molmo2.data.shapes runs/heldout-video --num 120 --preset video --size 112 --seed 998 \\",
         "    --kinds pointing,counting,tracking",
         "molmo2 eval --task tiny-shapes --model runs/tiny-shapes/final --data runs/heldout-images",
-        "molmo2 eval --task tiny-shapes --model runs/tiny-shapes/final --data runs/heldout-video",
+        "molmo2 eval --task tiny-shapes --model runs/tiny-shapes/final --data runs/heldout-video --limit 600",
+        "# (the first 100 clips: 200 questions per task; the table merged two halves run in parallel)",
         "```",
         "",
     ]
