@@ -130,7 +130,7 @@ def main() -> None:
         "",
         "## Held-out scores",
         "",
-        "The shipped bf16 weights on fresh generator seeds (never used in training), scored by `molmo2 eval --task tiny-shapes` with the",
+        "Fresh generator seeds (never used in training), scored by `molmo2 eval --task tiny-shapes` with the",
         "same metric functions as the official benchmarks (pointing: one-to-one matching, hit = point in the",
         "instance mask (and exact timestamp for video); counting: exact; tracking: per-frame point-in-mask",
         "F1 and HOTA):",

@@ -180,14 +180,19 @@ def debug_cpu() -> Recipe:
 
 def tiny_shapes() -> Recipe:
     """The shipped demo model. Phase 1: images with one shape, then 1-3, on plain backgrounds (where
-    things are, before anything else); phase 2: full-difficulty images and videos, every task."""
-    return _shapes_recipe(
+    things are, before anything else); phase 2: full-difficulty images and videos, every task; phase 3:
+    the same data again at half the learning rate."""
+    phase2 = [{"name": "images", "preset": "images", "num": 4000, "seed": 2, "kinds": IMAGE_KINDS, "rate": 0.4},
+              {"name": "video", "preset": "video", "num": 3000, "seed": 3, "rate": 0.6}]
+    r = _shapes_recipe(
         "tiny-shapes",
         [[{"name": "single", "preset": "single", "num": 3000, "seed": 4, "kinds": FIRST_KINDS, "rate": 0.4},
           {"name": "few", "preset": "few", "num": 6000, "seed": 1, "kinds": FIRST_KINDS, "rate": 0.6}],
-         [{"name": "images", "preset": "images", "num": 4000, "seed": 2, "kinds": IMAGE_KINDS, "rate": 0.4},
-          {"name": "video", "preset": "video", "num": 3000, "seed": 3, "rate": 0.6}]],
-        image_size=112, steps=[500, 600], rows=8, seq_len=1024, lr={"vit": 5e-4, "connector": 5e-4, "llm": 1e-3})
+         phase2, phase2],
+        image_size=112, steps=[500, 600, 400], rows=8, seq_len=1024, lr={"vit": 5e-4, "connector": 5e-4, "llm": 1e-3})
+    r.phases[2].optim.lr = {k: v / 2 for k, v in r.phases[2].optim.lr.items()}
+    r.phases[2].optim.warmup = {"vit": 50, "connector": 50, "llm": 50}
+    return r
 
 
 RECIPES: dict[str, Callable[[], Recipe]] = {"debug-cpu": debug_cpu, "tiny-shapes": tiny_shapes}
