@@ -70,6 +70,14 @@ class PRF1:
     def to_dict(self) -> dict[str, float]:
         return {"precision": self.precision, "recall": self.recall, "f1": self.f1}
 
+    def to_row(self) -> dict[str, float]:
+        """``to_dict`` plus the counts: a per-item score row that ``from_row`` reads back."""
+        return {**self.to_dict(), "num_hits": self.num_hits, "num_pred": self.num_pred, "num_gt": self.num_gt}
+
+    @classmethod
+    def from_row(cls, row: dict) -> PRF1:
+        return cls(row["precision"], row["recall"], row["f1"], row["num_hits"], row["num_pred"], row["num_gt"])
+
 
 def prf1_from_hits(num_hits: int, num_pred: int, num_gt: int, recall_denominator: int | None = None) -> PRF1:
     """The official empty-set rules (evaluation.md §13), then P = hits/#pred, R = hits/#gt."""

@@ -84,12 +84,11 @@ class PixMoPoints:
     def score_one(self, item: Item, record: Mapping[str, Any]) -> dict[str, Any]:
         points = parse(text_of(item, record), item.size, video=False).points
         s = image_pointing_prf1(points, item.gt["points"], item.gt["masks"])
-        return {**s.to_dict(), "num_hits": s.num_hits, "num_pred": s.num_pred, "num_gt": s.num_gt}
+        return s.to_row()
 
     @staticmethod
     def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
-        return mean_pointing([PRF1(r["precision"], r["recall"], r["f1"], r["num_hits"], r["num_pred"], r["num_gt"])
-                              for r in rows])
+        return mean_pointing([PRF1.from_row(r) for r in rows])
 
     def score(self, items: Iterable[Item], predictions: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         return score_items(self.name, items, predictions, self.score_one, self.summarize, "f1")

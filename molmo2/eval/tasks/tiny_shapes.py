@@ -196,8 +196,7 @@ def summarize(item_scores: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, f
         rows = by_group[group]
         kind, medium = group.split("/")
         if kind == "pointing":
-            m = mean_pointing([PRF1(r["precision"], r["recall"], r["f1"], r["num_hits"], r["num_pred"], r["num_gt"])
-                               for r in rows])
+            m = mean_pointing([PRF1.from_row(r) for r in rows])
         elif kind == "counting":
             scores = [CountScore(r["correct"], r["close"], r["valid"], r["pred"], r["gt"]) for r in rows]
             full = summarize_counts(scores, medium=medium)

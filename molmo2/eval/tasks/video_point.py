@@ -108,12 +108,11 @@ class VideoPointEval:
     def score_one(self, item: Item, record: Mapping[str, Any]) -> dict[str, Any]:
         pred = [p for p in parse(text_of(item, record), item.size, video=True).points if p.t is not None]
         s = video_pointing_prf1(pred, item.gt["points"], item.gt["masks"], item.gt["duration"], item.size)
-        return {**s.to_dict(), "num_hits": s.num_hits, "num_pred": s.num_pred, "num_gt": s.num_gt}
+        return s.to_row()
 
     @staticmethod
     def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
-        return mean_pointing([PRF1(r["precision"], r["recall"], r["f1"], r["num_hits"], r["num_pred"], r["num_gt"])
-                              for r in rows])
+        return mean_pointing([PRF1.from_row(r) for r in rows])
 
     def score(self, items: Iterable[Item], predictions: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         return score_items(self.name, items, predictions, self.score_one, self.summarize, "f1")
