@@ -181,17 +181,22 @@ def debug_cpu() -> Recipe:
 def tiny_shapes() -> Recipe:
     """The shipped demo model. Phase 1: images with one shape, then 1-3, on plain backgrounds (where
     things are, before anything else); phase 2: full-difficulty images and videos, every task; phase 3:
-    the same data again at half the learning rate."""
+    the same data again at half the learning rate; phase 4: fresh images, most of each batch (an image
+    example is a third of a video's tokens, so phases 2-3 saw only ~4 images per step), half the rate."""
     phase2 = [{"name": "images", "preset": "images", "num": 4000, "seed": 2, "kinds": IMAGE_KINDS, "rate": 0.4},
               {"name": "video", "preset": "video", "num": 3000, "seed": 3, "rate": 0.6}]
+    phase4 = [{"name": "images2", "preset": "images", "num": 8000, "seed": 5, "kinds": IMAGE_KINDS, "rate": 0.75},
+              {"name": "video", "preset": "video", "num": 3000, "seed": 3, "rate": 0.25}]
     r = _shapes_recipe(
         "tiny-shapes",
         [[{"name": "single", "preset": "single", "num": 3000, "seed": 4, "kinds": FIRST_KINDS, "rate": 0.4},
           {"name": "few", "preset": "few", "num": 6000, "seed": 1, "kinds": FIRST_KINDS, "rate": 0.6}],
-         phase2, phase2],
-        image_size=112, steps=[500, 600, 400], rows=8, seq_len=1024, lr={"vit": 5e-4, "connector": 5e-4, "llm": 1e-3})
-    r.phases[2].optim.lr = {k: v / 2 for k, v in r.phases[2].optim.lr.items()}
-    r.phases[2].optim.warmup = {"vit": 50, "connector": 50, "llm": 50}
+         phase2, phase2, phase4],
+        image_size=112, steps=[500, 600, 400, 700], rows=8, seq_len=1024,
+        lr={"vit": 5e-4, "connector": 5e-4, "llm": 1e-3})
+    for late in r.phases[2:]:
+        late.optim.lr = {k: v / 2 for k, v in late.optim.lr.items()}
+        late.optim.warmup = {"vit": 50, "connector": 50, "llm": 50}
     return r
 
 
