@@ -182,17 +182,20 @@ def tiny_shapes() -> Recipe:
     """The shipped demo model. Phase 1: images with one shape, then 1-3, on plain backgrounds (where
     things are, before anything else); phase 2: full-difficulty images and videos, every task; phase 3:
     the same data again at half the learning rate; phase 4: fresh images, most of each batch (an image
-    example is a third of a video's tokens, so phases 2-3 saw only ~4 images per step), half the rate."""
+    example is 60% of a video's tokens, so phases 2-3 saw only ~4 images per step), half the rate; phase 5:
+    fresh images and videos again, at half the rate."""
     phase2 = [{"name": "images", "preset": "images", "num": 4000, "seed": 2, "kinds": IMAGE_KINDS, "rate": 0.4},
               {"name": "video", "preset": "video", "num": 3000, "seed": 3, "rate": 0.6}]
     phase4 = [{"name": "images2", "preset": "images", "num": 8000, "seed": 5, "kinds": IMAGE_KINDS, "rate": 0.75},
               {"name": "video", "preset": "video", "num": 3000, "seed": 3, "rate": 0.25}]
+    phase5 = [{"name": "images3", "preset": "images", "num": 6000, "seed": 6, "kinds": IMAGE_KINDS, "rate": 0.6},
+              {"name": "video2", "preset": "video", "num": 1500, "seed": 7, "rate": 0.4}]
     r = _shapes_recipe(
         "tiny-shapes",
         [[{"name": "single", "preset": "single", "num": 3000, "seed": 4, "kinds": FIRST_KINDS, "rate": 0.4},
           {"name": "few", "preset": "few", "num": 6000, "seed": 1, "kinds": FIRST_KINDS, "rate": 0.6}],
-         phase2, phase2, phase4],
-        image_size=112, steps=[500, 600, 400, 700], rows=8, seq_len=1024,
+         phase2, phase2, phase4, phase5],
+        image_size=112, steps=[500, 600, 400, 700, 400], rows=8, seq_len=1024,
         lr={"vit": 5e-4, "connector": 5e-4, "llm": 1e-3})
     for late in r.phases[2:]:
         late.optim.lr = {k: v / 2 for k, v in late.optim.lr.items()}
