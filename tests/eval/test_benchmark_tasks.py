@@ -52,7 +52,7 @@ def _sq(k: int, t: float | None = None) -> Point:
 
 
 def test_every_registered_task_loads_its_released_layout(data):
-    assert set(TASKS) == {"tiny-shapes", *MAKERS, "countbench-qa"}
+    assert set(TASKS) == {"tiny-shapes", *MAKERS, "countbench-qa", "mevis", "ref-youtube-vos", "ref-davis17", "reasonvos"}
     expected_prompts = {
         "molmo2-video-point": 'How many "white square" are there in the video?',
         "molmo2-video-count": "How many white squares are there?",

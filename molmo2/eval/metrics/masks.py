@@ -35,7 +35,9 @@ import numpy as np
 from molmo2.errors import Molmo2Error
 from molmo2.eval.metrics._common import require
 
-MaskLike = Any  # np.ndarray [H, W] | COCO RLE dict | list of polygons (flat [x0, y0, x1, y1, ...])
+# np.ndarray [H, W] | COCO RLE dict | list of polygons (flat [x0, y0, x1, y1, ...]) | a zero-argument
+# callable returning one of those (a mask file read only when a point has to be checked against it)
+MaskLike = Any
 
 
 def time_key(t: float) -> int:
@@ -96,6 +98,8 @@ def polygons_to_mask(polygons: Sequence[Sequence[float]], height: int, width: in
 
 def as_mask(m: MaskLike, size: tuple[int, int] | None = None) -> np.ndarray:
     """Any mask form -> bool ``[H, W]``. ``size`` = (width, height), needed only for polygons."""
+    if callable(m):
+        m = m()
     if isinstance(m, np.ndarray):
         return _as_2d_bool(m, "mask")
     if isinstance(m, Mapping):

@@ -13,7 +13,9 @@ Official source: ``evaluate_video_object_tracking`` (evaluation.md §6a). Per vi
 - Dataset scores are plain means over videos (not TrackEval's pooled ``combine_sequences``).
 
 Frames are matched by time at millisecond resolution (``masks.time_key``); a prediction at a time
-without GT points is a frame with empty GT. Predicted and GT tracks are ``molmo2.grounding.types.Track``
+without GT points is a frame with empty GT. ``gt_times`` names the annotated times: one of them with no
+GT point (every object absent) is a frame too, scoring 1 for P/R/F1 when nothing is predicted there
+and 0 otherwise (the official loop over ``frame_trajectories`` entries, which keeps such frames). Predicted and GT tracks are ``molmo2.grounding.types.Track``
 (pixels, ``t`` in seconds); a track's ``object_id`` names its mask in :class:`InstanceMasks`.
 
 ``compat="official"`` reproduces the released code's quirks (§6a):
@@ -59,9 +61,12 @@ class _Frame:
     pred: list[tuple[int, float, float]]
 
 
-def _frames(pred: Sequence[Track], gt: Sequence[Track]) -> list[_Frame]:
-    """Union of the times of predicted and GT points, each with its points (first point per id and time)."""
+def _frames(pred: Sequence[Track], gt: Sequence[Track], gt_times: Sequence[float] = ()) -> list[_Frame]:
+    """Union of the times of predicted and GT points and of ``gt_times``, each with its points (first point
+    per id and time)."""
     frames: dict[int, _Frame] = {}
+    for t in gt_times:
+        frames.setdefault(time_key(t), _Frame(float(t), [], []))
     for side, tracks in (("gt", gt), ("pred", pred)):
         if isinstance(tracks, Track) or not isinstance(tracks, Sequence):
             raise Molmo2Error(f"{side} tracks must be a list of Track, got {type(tracks).__name__}")
@@ -119,12 +124,13 @@ class TrackPRF1:
 
 
 def track_point_prf1(
-    pred: Sequence[Track], gt: Sequence[Track], masks: InstanceMasks, compat: Compat = "correct"
+    pred: Sequence[Track], gt: Sequence[Track], masks: InstanceMasks, compat: Compat = "correct",
+    gt_times: Sequence[float] = (),
 ) -> TrackPRF1:
     """Point-in-mask P/R/F1 of one video, averaged over frames (module docstring)."""
     check_compat(compat)
     _check_gt_ids(gt, masks)
-    frames = _frames(pred, gt)
+    frames = _frames(pred, gt, gt_times)
     if not frames:  # nothing to find and nothing predicted
         return TrackPRF1(1.0, 1.0, 1.0, ())
     out = []
@@ -248,12 +254,13 @@ def hota(
 
 
 def track_hota(
-    pred: Sequence[Track], gt: Sequence[Track], masks: InstanceMasks, compat: Compat = "correct"
+    pred: Sequence[Track], gt: Sequence[Track], masks: InstanceMasks, compat: Compat = "correct",
+    gt_times: Sequence[float] = (),
 ) -> dict[str, float]:
     """HOTA, DetA, AssA, DetRe, DetPr, LocA of one video's point tracks at α = 0.5 (module docstring)."""
     check_compat(compat)
     _check_gt_ids(gt, masks)
-    frames = _frames(pred, gt)
+    frames = _frames(pred, gt, gt_times)  # an empty annotated frame holds no detections: HOTA ignores it
     if not any(f.gt or f.pred for f in frames):
         return {k: 1.0 for k in ("HOTA", "DetA", "AssA", "DetRe", "DetPr", "LocA")}
     gt_index = {oid: i for i, oid in enumerate(sorted({tr.object_id for tr in gt if tr.points}))}
@@ -286,11 +293,13 @@ def mean_tracking(per_video: Sequence[dict[str, float]]) -> dict[str, float]:
 
 
 def track_scores(
-    pred: Sequence[Track], gt: Sequence[Track], masks: InstanceMasks, compat: Compat = "correct"
+    pred: Sequence[Track], gt: Sequence[Track], masks: InstanceMasks, compat: Compat = "correct",
+    gt_times: Sequence[float] = (),
 ) -> dict[str, float]:
     """The official per-video keys: ``precision, recall, f1`` (point-in-mask) and ``HOTA, DetA, AssA, ...``."""
-    prf = track_point_prf1(pred, gt, masks, compat)
-    return {"precision": prf.precision, "recall": prf.recall, "f1": prf.f1, **track_hota(pred, gt, masks, compat)}
+    prf = track_point_prf1(pred, gt, masks, compat, gt_times)
+    return {"precision": prf.precision, "recall": prf.recall, "f1": prf.f1,
+            **track_hota(pred, gt, masks, compat, gt_times)}
 
 
 __all__ = [

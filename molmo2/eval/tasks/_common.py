@@ -100,6 +100,25 @@ def read_parquet(paths: Sequence[Path]) -> list[dict[str, Any]]:
     return rows
 
 
+def read_arrow(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    """The rows of Arrow IPC files, as ``datasets``' ``save_to_disk`` writes them (``data-00000-of-00001.arrow``
+    next to ``state.json``): the official eval code's local cache of a hub dataset."""
+    try:
+        import pyarrow as pa
+    except ImportError:
+        raise Molmo2Error(f"reading {paths[0].name} needs pyarrow: pip install pyarrow") from None
+    rows: list[dict[str, Any]] = []
+    for p in paths:
+        with pa.memory_map(str(p)) as source:
+            try:
+                table = pa.ipc.open_stream(source).read_all()
+            except pa.ArrowInvalid:
+                source.seek(0)
+                table = pa.ipc.open_file(source).read_all()
+        rows += [_plain(r) for r in table.to_pylist()]
+    return rows
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     rows = []
     for num, line in enumerate(path.read_text().splitlines(), 1):
@@ -186,6 +205,20 @@ def video_size(path: Path) -> tuple[int, int]:
     return int(meta.width), int(meta.height)
 
 
+def pick_template(templates: Sequence[str], item_id: str, seed: int | None) -> str:
+    """The prompt template an item is asked with: the first (canonical) one when ``seed`` is None, else a
+    draw seeded by ``(seed, item id)`` alone, so the choice is the same in every run, process and order
+    (a resumed run, ``--limit`` or a shuffled file ask each item the same question). The official eval
+    draws per item from its own seeded RNG stream (``rng.randint``), which depends on the item order and
+    cannot be reproduced without its data loader; this is the reproducible equivalent."""
+    if not templates:
+        raise Molmo2Error("no prompt templates to choose from")
+    if seed is None:
+        return templates[0]
+    digest = hashlib.sha256(f"{int(seed)}/{item_id}".encode()).digest()
+    return templates[int.from_bytes(digest[:8], "big") % len(templates)]
+
+
 def mc_prompt(question: str, options: Sequence[str], instruction: str) -> str:
     """``question`` + ``A. option`` lines + an instruction line (the academic MC templates)."""
     letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -248,6 +281,6 @@ def mean_of(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> dict[str,
     return {k: float(np.mean([float(r[k]) for r in rows])) for k in keys}
 
 
-__all__ = ["Item", "ask", "check_dir", "check_limit", "field_of", "hf_folder", "image_size", "mc_prompt", "mean_of", "need_file",
-           "pixmo_image", "read_csv", "read_json", "read_jsonl", "read_parquet", "read_records", "score_items",
-           "text_of", "video_size"]
+__all__ = ["Item", "ask", "check_dir", "check_limit", "field_of", "hf_folder", "image_size", "mc_prompt", "mean_of",
+           "need_file", "pick_template", "pixmo_image", "read_arrow", "read_csv", "read_json", "read_jsonl",
+           "read_parquet", "read_records", "score_items", "text_of", "video_size"]
