@@ -276,8 +276,14 @@ def _add_train(sub) -> None:
 def _eval(args: argparse.Namespace) -> int:
     from molmo2.eval.report import markdown_report, write_reports
     from molmo2.eval.runner import evaluate
+    from molmo2.eval.tasks import get_task
 
     out = Path(args.out or f"eval-{args.task}")
+    task = get_task(args.task)
+    if args.prompt_seed is not None:
+        if not hasattr(task, "prompt_seed"):
+            raise Molmo2Error(f"--prompt-seed: task {args.task!r} asks one fixed prompt per item (the official eval's)")
+        task.prompt_seed = args.prompt_seed
     options = {"max_new_tokens": args.max_new_tokens, "max_frames": args.max_frames}
     options = {k: v for k, v in options.items() if v is not None}
     run = dict(limit=args.limit, predictions_path=out / "predictions.jsonl",
@@ -289,10 +295,10 @@ def _eval(args: argparse.Namespace) -> int:
 
         with RemoteModel(args.endpoint, api_key=args.api_key or os.environ.get("MOLMO2_API_KEY"),
                          timeout=args.timeout) as remote:
-            result = evaluate(args.task, remote, args.data, model_name=f"{args.endpoint} ({remote.model})", **run,
+            result = evaluate(task, remote, args.data, model_name=f"{args.endpoint} ({remote.model})", **run,
                               **options)
     else:
-        result = evaluate(args.task, args.model, args.data, device=args.device, dtype=DTYPES[args.dtype], **run,
+        result = evaluate(task, args.model, args.data, device=args.device, dtype=DTYPES[args.dtype], **run,
                           **options)
     (out / "metrics.json").write_text(json.dumps(result.metrics, indent=2) + "\n")
     with (out / "scores.jsonl").open("w") as f:
@@ -325,6 +331,8 @@ def _add_eval(sub) -> None:
     e.add_argument("--out", help="output folder (default: eval-TASK); a rerun with the same folder resumes")
     e.add_argument("--max-new-tokens", type=int, help="answer length limit (default: per task)")
     e.add_argument("--max-frames", type=int, help="most video frames to sample (default: the model's)")
+    e.add_argument("--prompt-seed", type=int, help="draw each item's prompt from the official templates, seeded by "
+                                                   "this and the item id (default: the first template)")
     e.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     e.add_argument("--device", default="cpu")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -115,6 +115,11 @@ def evaluate(
     if model_name is not None and others:
         raise Molmo2Error(f"{path} holds predictions of {sorted(others)}, not {model_name!r}; use another "
                           "predictions file (--out) or delete it to start over")
+    asked = {it.id: it.prompt for it in items if hasattr(it, "prompt")}
+    changed = sorted(i for i, r in records.items() if i in asked and r.get("prompt") not in (None, asked[i]))
+    if changed:
+        raise Molmo2Error(f"{path} holds predictions asked with other prompts (e.g. item {changed[0]!r}: "
+                          f"{records[changed[0]]['prompt']!r}); a different --prompt-seed needs another --out")
     pipe = _pipeline(model_or_pipeline, device, dtype) if todo else None
 
     bar, report = None, None

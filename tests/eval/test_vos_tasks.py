@@ -19,7 +19,8 @@ from molmo2.eval.metrics import InstanceMasks, track_point_prf1
 from molmo2.eval.runner import evaluate, score_predictions
 from molmo2.eval.tasks import TASKS, get_task
 from molmo2.eval.tasks._common import pick_template
-from molmo2.eval.tasks._vos import TRACK_TEMPLATES, PngMask
+from molmo2.eval.tasks._templates import TRACK_TEMPLATES
+from molmo2.eval.tasks._vos import PngMask
 from molmo2.grounding import Point, Track, format_tracks
 
 pytest.importorskip("pyarrow")
@@ -195,3 +196,40 @@ def test_runner_end_to_end_with_a_tiny_model(name, data, pipe, tmp_path):
     assert result.metrics["num_scored"] == len(items) and 0.0 <= result.metrics["groups"]["all"]["f1"] <= 1.0
     again = score_predictions(name, data[name], path, limit=2)
     assert json.dumps(again.metrics["groups"]) == json.dumps(result.metrics["groups"])
+
+
+def test_prompt_seed_in_the_other_template_tasks(tmp_path):
+    from benchmark_fixtures import make_pixmo_count, make_pixmo_points, make_video_track
+
+    from molmo2.eval.tasks._templates import POINT_COUNT_TEMPLATES, POINTING_TEMPLATES
+
+    cases = [("molmo2-video-track", make_video_track, TRACK_TEMPLATES, dict(label="the white square", fps=1)),
+             ("pixmo-count", make_pixmo_count, POINT_COUNT_TEMPLATES, dict(label="white squares")),
+             ("pixmo-points", make_pixmo_points, POINTING_TEMPLATES, dict(label="white square"))]
+    for name, make, templates, kw in cases:
+        root = make(tmp_path / name)
+        task = get_task(name)
+        first = task.load(root)[0]
+        assert first.prompt == templates[0].format(**kw), name  # default: the canonical template
+        task.prompt_seed = 7
+        it = task.load(root)[0]
+        assert it.prompt == pick_template(templates, it.id, 7).format(**kw), name
+
+
+def test_cli_prompt_seed_and_resume_guard(data, tiny_ckpt, tmp_path, capsys):  # noqa: F811
+    from molmo2.cli import main
+
+    seed_a = 3
+    seed_b = next(s for s in range(100) if pick_template(TRACK_TEMPLATES, "rvos-0", s)
+                  != pick_template(TRACK_TEMPLATES, "rvos-0", seed_a))
+    argv = ["eval", "--task", "reasonvos", "--model", str(tiny_ckpt), "--data", str(data["reasonvos"]),
+            "--out", str(tmp_path / "o"), "--max-new-tokens", "4", "--no-progress"]
+    assert main([*argv, "--prompt-seed", str(seed_a)]) == 0
+    rec = json.loads((tmp_path / "o" / "predictions.jsonl").read_text())
+    assert rec["prompt"] == pick_template(TRACK_TEMPLATES, "rvos-0", seed_a).format(label=LABEL, fps=1)
+    capsys.readouterr()
+    assert main([*argv, "--prompt-seed", str(seed_b)]) == 2
+    assert "asked with other prompts" in capsys.readouterr().err
+    assert main(["eval", "--task", "nextqa", "--model", str(tiny_ckpt), "--data", str(tmp_path),
+                 "--prompt-seed", "1"]) == 2
+    assert "one fixed prompt" in capsys.readouterr().err

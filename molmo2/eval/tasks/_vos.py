@@ -68,28 +68,10 @@ from molmo2.eval.tasks._common import (
     score_items,
     text_of,
 )
+from molmo2.eval.tasks._templates import TRACK_TEMPLATES
 from molmo2.eval.tasks.video_track import merge_tracks
 from molmo2.grounding import Point, Track, parse
 
-# GENERAL_PROMPTS_V1["video_point_track_per_frame"] of the official data formatter, in its order.
-TRACK_TEMPLATES = (
-    "Track {label} in {fps} FPS.",
-    "Track {label} at {fps} FPS",
-    "Track the {label} in {fps} FPS",
-    "Track all instances of '{label}' in this video, sampling at {fps} frames per second. Show the position "
-    "coordinates at each timestamp.",
-    "Follow the {label} throughout this video. Sample positions at {fps} FPS and mark each with coordinates.",
-    "Identify and track each {label} in this video clip. Sample at {fps} frames per second and provide point "
-    "coordinates.",
-    "Monitor the movement of all {label} in this video. Sample at {fps} FPS and output their positions as "
-    "coordinates.",
-    "For each {label} in the video, track its position throughout the clip sampling at {fps} FPS. Return "
-    "coordinates at each sampled frame.",
-    "Track all instances of '{label}' in this video, sampling at {fps} frames per second. Show the position "
-    "coordinates at each timestamp, given as <track coords=\"t id x y\">label</tracks>.",
-    "For each {label} in the video, track its position throughout the clip sampling at {fps} FPS. Return "
-    "coordinates at each sampled frame, given as <track coords=\"t id x y\">label</tracks>.",
-)
 TRACK_KEYS = ("f1", "precision", "recall", "HOTA", "DetA", "AssA")
 VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".webm", ".mov")
 
@@ -280,4 +262,4 @@ class ReferringTrackEval:
         return score_items(self.name, items, predictions, self.score_one, self.summarize, "f1")
 
 
-__all__ = ["TRACK_KEYS", "TRACK_TEMPLATES", "PngMask", "ReferringTrackEval", "png_frames"]
+__all__ = ["TRACK_KEYS", "PngMask", "ReferringTrackEval", "png_frames"]

@@ -14,7 +14,8 @@ images by URL; official loader ``PixMoCount`` (``olmo/data/pixmo_datasets.py``).
 
 Prompt: the first ``point_count`` template, ``How many {label} are there?`` (label lower-cased).
 Uncertain: the official eval draws one of the ``point_count`` templates per item with a seeded RNG (its
-state is not reproducible outside that data pipeline); we always ask with the first.
+state is not reproducible outside that data pipeline); we ask with the first, or with ``prompt_seed``
+(``molmo2 eval --prompt-seed``) draw one per item reproducibly (``_templates.py``).
 """
 
 from __future__ import annotations
@@ -31,14 +32,16 @@ from molmo2.eval.tasks._common import (
     check_limit,
     field_of,
     image_size,
+    pick_template,
     pixmo_image,
     read_records,
     score_items,
     text_of,
 )
+from molmo2.eval.tasks._templates import POINT_COUNT_TEMPLATES
 from molmo2.grounding import parse
 
-COUNT_PROMPT = "How many {label} are there?"
+COUNT_PROMPT = POINT_COUNT_TEMPLATES[0]  # "How many {label} are there?"
 LAYOUT = __doc__.split("::\n\n")[1].split("\n\n")[0]
 
 
@@ -68,6 +71,7 @@ class ImageCount:
 class PixMoCount(ImageCount):
     name = "pixmo-count"
     split = "validation"
+    prompt_seed: int | None = None
 
     def load(self, data: str | Path, limit: int | None = None) -> list[Item]:
         check_limit(limit)
@@ -78,7 +82,7 @@ class PixMoCount(ImageCount):
         for k, row in enumerate(rows):
             label = field_of(row, "label", where)
             image = pixmo_image(root / "images", field_of(row, "image_url", where))
-            items.append(Item(id=str(k), media=image, medium="image", prompt=COUNT_PROMPT.format(label=label.lower()),
+            items.append(Item(id=str(k), media=image, medium="image", prompt=pick_template(POINT_COUNT_TEMPLATES, str(k), self.prompt_seed).format(label=label.lower()),
                               max_new_tokens=self.max_new_tokens, size=image_size(image),
                               gt={"count": int(field_of(row, "count", where))}))
             if limit is not None and len(items) >= limit:

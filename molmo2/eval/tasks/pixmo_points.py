@@ -15,7 +15,8 @@ distance, a hit is a matched point inside its instance's mask; GT pixels = perce
 (H, W) the masks' shape; points parsed at the image's size. Means over images; headline ``f1``.
 
 Uncertain: the official eval draws one of the ``pointing`` templates per item with a seeded RNG (the
-RNG state is not reproducible outside its data pipeline); we always ask with the first.
+RNG state is not reproducible outside its data pipeline); we ask with the first, or with ``prompt_seed``
+(``molmo2 eval --prompt-seed``) draw one per item reproducibly (``_templates.py``).
 """
 
 from __future__ import annotations
@@ -35,21 +36,24 @@ from molmo2.eval.tasks._common import (
     check_limit,
     field_of,
     image_size,
+    pick_template,
     pixmo_image,
     read_records,
     score_items,
     text_of,
 )
+from molmo2.eval.tasks._templates import POINTING_TEMPLATES
 from molmo2.grounding import parse
 
 LAYOUT = __doc__.split("::\n\n")[1].split("\n\n")[0]
-POINT_PROMPT = "Point to {label}\nPlease say 'There are none.' if it is not in the image."
+POINT_PROMPT = POINTING_TEMPLATES[0]  # "Point to {label}\nPlease say 'There are none.' if it is not in the image."
 
 
 class PixMoPoints:
     name = "pixmo-points"
     split = "test"
     max_new_tokens = 192
+    prompt_seed: int | None = None
 
     def load(self, data: str | Path, limit: int | None = None) -> list[Item]:
         check_limit(limit)
@@ -72,7 +76,7 @@ class PixMoPoints:
             else:
                 gt, masks = np.zeros((0, 2)), np.zeros((0, size[1], size[0]), dtype=bool)
             items.append(Item(id=f"{k}", media=image, medium="image",
-                              prompt=POINT_PROMPT.format(label=label.lower()), max_new_tokens=self.max_new_tokens,
+                              prompt=pick_template(POINTING_TEMPLATES, f"{k}", self.prompt_seed).format(label=label.lower()), max_new_tokens=self.max_new_tokens,
                               size=size, gt={"points": gt, "masks": masks}))
             if limit is not None and len(items) >= limit:
                 break

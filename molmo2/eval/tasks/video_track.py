@@ -22,8 +22,9 @@ point-in-mask similarity); means over videos, headline ``f1``. ``compat="officia
 reproduces the official absent-object mask lookup. Breakdown by the official configs (animal = APTv2,
 dance = dancetrack, sports = sportsmot, person = personpath22, misc = sav).
 
-Uncertain: the official eval draws one of ten prompt templates per item with a seeded RNG; we always
-ask with the first. The official sampler picks a video fps from candidates with a 1 fps minimum; we cap
+Uncertain: the official eval draws one of the ten templates per item from an RNG stream we cannot
+reproduce; we ask with the first, or with ``prompt_seed`` (``molmo2 eval --prompt-seed``) draw one per
+item reproducibly (``_templates.py``). The official sampler picks a video fps from candidates with a 1 fps minimum; we cap
 sampling at 1 fps. The hub file layout (parquet shard names) was not seen; field names are the loader's.
 J&F (the paper's headline) needs masks made from points by a segmenter the release does not include.
 """
@@ -44,10 +45,12 @@ from molmo2.eval.tasks._common import (
     field_of,
     hf_folder,
     mean_of,
+    pick_template,
     read_records,
     score_items,
     text_of,
 )
+from molmo2.eval.tasks._templates import TRACK_TEMPLATES
 from molmo2.grounding import Point, Track, parse
 
 SOURCE_HOMES = {"APTv2": "APTv2", "dancetrack": "DanceTrack", "sportsmot": "SportsMOT",
@@ -86,6 +89,7 @@ class VideoTrackEval:
     max_new_tokens = 4096
     sampling_fps = 1
     compat = "correct"
+    prompt_seed: int | None = None
 
     def load(self, data: str | Path, limit: int | None = None) -> list[Item]:
         check_limit(limit)
@@ -104,9 +108,11 @@ class VideoTrackEval:
                                   "step of Molmo2-VideoTrackEval for each source)")
             exp = field_of(row, "exp", where)
             tracks, masks = self._ground_truth(row, where, exp)
+            item_id = str(field_of(row, "id", where))
+            template = pick_template(TRACK_TEMPLATES, item_id, self.prompt_seed)
             items.append(Item(
-                id=str(field_of(row, "id", where)), media=video, medium="video",
-                prompt=f"Track {exp} in {self.sampling_fps} FPS.", max_new_tokens=self.max_new_tokens,
+                id=item_id, media=video, medium="video",
+                prompt=template.format(label=exp, fps=self.sampling_fps), max_new_tokens=self.max_new_tokens,
                 category=CONFIGS[src], size=(int(field_of(row, "w", where)), int(field_of(row, "h", where))),
                 max_fps=float(self.sampling_fps), gt={"tracks": tracks, "masks": masks}))
             if limit is not None and len(items) >= limit:

@@ -1,0 +1,141 @@
+"""The official prompt templates of the grounded eval styles, verbatim from ``GENERAL_PROMPTS_V1`` of the
+released data formatter (``olmo/preprocessing/data_formatter.py``), in their order.
+
+The official eval draws one template per item (``prompts[rng.randint(0, len(prompts))]``) from an RNG
+stream that depends on the data loader's order; the adapters ask with the first template by default and,
+with a ``prompt_seed``, draw with :func:`~molmo2.eval.tasks._common.pick_template` (seeded by the seed and
+the item id only, so reproducible in any order).
+"""
+
+from __future__ import annotations
+
+# style "video_point_track_per_frame" (keywords: label, fps)
+TRACK_TEMPLATES = (
+    "Track {label} in {fps} FPS.",
+    "Track {label} at {fps} FPS",
+    "Track the {label} in {fps} FPS",
+    "Track all instances of '{label}' in this video, sampling at {fps} frames per second. Show the position "
+    "coordinates at each timestamp.",
+    "Follow the {label} throughout this video. Sample positions at {fps} FPS and mark each with coordinates.",
+    "Identify and track each {label} in this video clip. Sample at {fps} frames per second and provide point "
+    "coordinates.",
+    "Monitor the movement of all {label} in this video. Sample at {fps} FPS and output their positions as "
+    "coordinates.",
+    "For each {label} in the video, track its position throughout the clip sampling at {fps} FPS. Return "
+    "coordinates at each sampled frame.",
+    "Track all instances of '{label}' in this video, sampling at {fps} frames per second. Show the position "
+    "coordinates at each timestamp, given as <track coords=\"t id x y\">label</tracks>.",
+    "For each {label} in the video, track its position throughout the clip sampling at {fps} FPS. Return "
+    "coordinates at each sampled frame, given as <track coords=\"t id x y\">label</tracks>.",
+)
+# style "pointing" (keyword: label)
+POINTING_TEMPLATES = (
+    "Point to {label}\nPlease say 'There are none.' if it is not in the image.",
+    'Point to all occurrences of "{label}"',
+    'Point to any {label} in the image',
+    'Point to any {label} in the image.',
+    'Point: Where are the {label}',
+    'Show me where the {label} are',
+    'Can you show me where the {label} are?',
+    'Show me where the {label} are',
+    'Show me where a {label} is',
+    'Show me where a {label} is.',
+    'If there are any {label} in the image? Show me where they are.',
+    'Where are the {label}?',
+    'Generate a list of points showing where the {label} are.',
+    'Find the "{label}".',
+    'Find a "{label}".',
+    'Locate all {label}.',
+    'Locate an {label}.',
+    'Locate a {label}.',
+    'Locate every {label}.',
+    'Locate {label}.',
+    'Locate the {label}.',
+    'Object: {label}\nInstruction: Point to the object.',
+    'find {label}',
+    'find {label}.',
+    'Point to every {label}',
+    'find any {label} in the picture',
+    'Find the {label}',
+    'Find any {label}',
+    'Point to a {label}',
+    'Point to an {label}',
+    'Look for {label} in the image and show me where they are.',
+    'Help me find an object in the image by pointing to them.\nObject: {label}.',
+    'I am looking for {label}, where can they be found in the image?',
+    'Can you see any {label} in the image? Point to them.',
+    'Point out each {label} in the image.',
+    'Point out every {label} in the image.',
+    'Point to the {label} in the image.',
+    'Locate each {label} in the image.',
+    'Can you point out all {label} in this image?',
+    'Please find {label} and show me where they are.',
+    'If there are any {label} present, indicate their positions.',
+    'If there is a {label} present, indicate its positions.',
+    'show me all visible {label}',
+)
+# style "point_count" (keyword: label)
+POINT_COUNT_TEMPLATES = (
+    'How many {label} are there?',
+    'How many {label}?',
+    'How many {label}.',
+    'how many {label}.',
+    'how many {label}?',
+    'How many "{label}" are there in the image?',
+    'How many {label} are there in the image?',
+    'Tell me how many {label} there are',
+    'Tell me how many {label} there are and point to them.',
+    'how many {label}',
+    'Tell me where each {label} is.',
+    'Tell me how many {label} are in the image',
+    'count {label}',
+    'count every {label}',
+    'count each {label}',
+    'count {label}.',
+    'Count the {label}.',
+    'How many {label} do you see?',
+    'How many {label} are visible?',
+    'Count all the {label}',
+    'how mmny {label}?',
+    'Count every {label} in the picture.',
+    'Count all the {label}',
+    'Count each {label}',
+    'Point to and count the {label} in the picture.',
+    'Point and count {label}',
+    'Point to every {label}',
+    'Locate the {label} and count them',
+    'Locate every {label} and count them',
+    'Find all the {label}. How many are there?',
+    'Find each {label}. How many are there?',
+    'Point at {label} and then tell me the count.',
+    'What is the total number of {label} in the image?',
+    'What is the number of {label}?',
+    'In this image, how many {label} are there?',
+    'In all the picture, how many {label} are there?',
+    'Point at the {label} and then count them.',
+    'Point to all the visible {label} output the total count.',
+    "Point to all the {label} visible and output the total count. \nPlease say 'There are none.' if it is not in the image.",
+    'Point to all occurrences of "{label}" and output the total count.',
+    'Show me where the {label} are and output the total count.',
+    'Where are the {label}? How many are there?',
+    'Generate list of points showing where the {label} are and output the total count.',
+    'Object: {label}\nInstruction: Point to the object and output the total count.',
+    'find any {label} in the picture and output the total count.',
+    'Can you see any {label} in the image? Point to them and output the total count.',
+    'Can you point out all {label} in this image? How many are there?',
+    'If there are any {label} present, indicate their positions and output the total count.',
+    'How many {label} are there in the image? Point to them and output the total count.',
+    'How many {label} are there in the image?',
+    'Give me the count of {label} in the image.',
+    'How many {label} are visible in the image?',
+    'How many {label} are there?',
+    'In the image, how many {label} are there?',
+    'Can you count the number of {label} in the image?',
+    'Can you count every {label} in the picture?',
+    'Can you see any {label} in the image? How many are there?',
+    'Are there any {label} in the image? How many are there?',
+    "If you see any {label} in the image, give me the count. Otherwise, say 'There are none.'",
+    'Object: {label}\nInstruction: How many are there?',
+)
+
+__all__ = ["POINTING_TEMPLATES", "POINT_COUNT_TEMPLATES", "TRACK_TEMPLATES"]
