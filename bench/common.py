@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from molmo2.config import ConnectorConfig, Molmo2Config, TextConfig, VisionConfig
+from molmo2.model.vision import normalize_pixels
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from reference import reference_model  # noqa: E402,F401 (the same oracle as the parity tests)
@@ -80,11 +81,13 @@ def reference_inputs(enc, cfg: Molmo2Config, video: bool) -> dict:
     ids = enc.input_ids[None]
     kwargs = {"input_ids": ids, "mm_token_type_ids": torch.isin(ids, torch.tensor(cfg.visual_token_ids)).long()}
     if enc.pixel_values is not None:
+        # transformers takes normalized float32 pixels; ours are uint8 until the ViT
+        pixels = normalize_pixels(enc.pixel_values, cfg.vision.pixel_mean, cfg.vision.pixel_std)
         if video:
-            kwargs.update(pixel_values_videos=enc.pixel_values, video_token_pooling=enc.pooling,
+            kwargs.update(pixel_values_videos=pixels, video_token_pooling=enc.pooling,
                           video_grids=torch.tensor([[enc.num_visual_tokens, 1, 1]]))
         else:
-            kwargs.update(pixel_values=enc.pixel_values, image_token_pooling=enc.pooling,
+            kwargs.update(pixel_values=pixels, image_token_pooling=enc.pooling,
                           image_grids=torch.tensor([[enc.num_visual_tokens, 1, 0, 0]]))
     return kwargs
 

@@ -37,6 +37,10 @@ class VisionConfig:
     patch_size: int = 14
     num_channels: int = 3
     hidden_act: str = "gelu_pytorch_tanh"
+    # uint8 pixels are normalized as (x - 255*mean) / (255*std) per channel. Not in config.json: the
+    # checkpoint loader reads them from preprocessor_config.json (image_mean / image_std), as the processor does.
+    pixel_mean: tuple[float, ...] = (0.5, 0.5, 0.5)
+    pixel_std: tuple[float, ...] = (0.5, 0.5, 0.5)
 
     @property
     def num_patches_per_side(self) -> int:

@@ -13,6 +13,7 @@ from safetensors.torch import load_file, save_file
 from molmo2.checkpoint import load_model, save_pretrained
 from molmo2.inference import SamplingParams, generate
 from molmo2.model import VisualInputs
+from molmo2.model.vision import normalize_pixels
 from molmo2.processing import Molmo2Processor
 
 ATOL = 1e-4
@@ -50,16 +51,22 @@ def _encode(proc: Molmo2Processor, case: str):
     return proc.encode(prompt, _images()[: spec.get("n_images", 0)])
 
 
+def _float_pixels(enc, cfg):
+    """The normalized float32 pixels transformers takes (our processor returns uint8)."""
+    return normalize_pixels(enc.pixel_values, cfg.vision.pixel_mean, cfg.vision.pixel_std)
+
+
 def _reference_inputs(enc, cfg, video: bool):
     ids = enc.input_ids[None]
     kwargs = {"input_ids": ids, "mm_token_type_ids": torch.isin(ids, torch.tensor(cfg.visual_token_ids)).long()}
     if enc.pixel_values is not None:
         grids = torch.tensor([[enc.num_visual_tokens, 1, 0, 0]])  # transformers uses grids only to split
+        pixels = _float_pixels(enc, cfg)
         if video:
-            kwargs.update(pixel_values_videos=enc.pixel_values, video_token_pooling=enc.pooling,
+            kwargs.update(pixel_values_videos=pixels, video_token_pooling=enc.pooling,
                           video_grids=torch.tensor([[enc.num_visual_tokens, 1, 1]]))
         else:
-            kwargs.update(pixel_values=enc.pixel_values, image_token_pooling=enc.pooling, image_grids=grids)
+            kwargs.update(pixel_values=pixels, image_token_pooling=enc.pooling, image_grids=grids)
     return kwargs
 
 
@@ -73,7 +80,7 @@ def test_vision_features_match(loaded):
     _, ref, ours, proc = loaded
     enc = _encode(proc, "three_images")
     with torch.no_grad():
-        out = ref.model.vision_tower(enc.pixel_values, output_hidden_states=True)
+        out = ref.model.vision_tower(_float_pixels(enc, ours.cfg), output_hidden_states=True)
         layers = ref.config.adapter_config.vision_feature_layer
         want = torch.cat([out.hidden_states[i + 1 if i >= 0 else i] for i in layers], -1)
         got = ours.vision_features(enc.pixel_values)
@@ -109,6 +116,22 @@ def test_logits_and_greedy_tokens_match(loaded, case):
     ref_tokens = ref.generate(**kwargs, max_new_tokens=32, min_new_tokens=32, do_sample=False)[0, enc.input_ids.shape[0]:]
     ours_tokens = generate(ours, enc.input_ids[None], visual=visual, params=SamplingParams(max_new_tokens=32))[0]
     assert ours_tokens.token_ids == ref_tokens.tolist()
+
+
+@pytest.mark.parametrize("case", ["three_images", "video"])
+def test_uint8_and_float_pixels_give_identical_outputs(loaded, case):
+    """The processor's uint8 pixels, normalized inside the ViT, give exactly what the reference's float32
+    pixels give: the same normalized values, so bit-identical features and logits."""
+    _, _, ours, proc = loaded
+    enc = _encode(proc, case)
+    assert enc.pixel_values.dtype == torch.uint8
+    floats = _float_pixels(enc, ours.cfg)
+    assert floats.dtype == torch.float32
+    with torch.no_grad():
+        assert torch.equal(ours.vision_features(enc.pixel_values), ours.vision_features(floats))
+        a = ours(enc.input_ids[None], VisualInputs(enc.pixel_values, enc.pooling))
+        b = ours(enc.input_ids[None], VisualInputs(floats, enc.pooling))
+    assert torch.equal(a, b)
 
 
 def test_visual_features_change_the_answer(loaded):
@@ -206,3 +229,27 @@ def test_bf16_load_runs_close_to_fp32(reference):
         a, b = f32(enc.input_ids[None], v), b16(enc.input_ids[None], v).float()
     assert torch.isfinite(b).all()
     assert (a - b).abs().max() < 0.15 * a.abs().max()
+
+
+def test_model_normalizes_with_the_processors_mean_and_std(reference, tmp_path):
+    """The model reads image_mean / image_std from preprocessor_config.json, as the processor does, and
+    the pipeline refuses a model and a processor that disagree."""
+    import shutil
+
+    from molmo2.errors import Molmo2Error
+    from molmo2.inference import Molmo2
+
+    _, _, ckpt = reference
+    d = shutil.copytree(ckpt, tmp_path / "ckpt")
+    pre = json.loads((d / "preprocessor_config.json").read_text()) if (d / "preprocessor_config.json").is_file() else {}
+    pre.update(image_mean=[0.25, 0.5, 0.75], image_std=[0.2, 0.3, 0.4])
+    (d / "preprocessor_config.json").write_text(json.dumps(pre))
+    model, proc = load_model(d), Molmo2Processor.from_pretrained(d)
+    assert model.cfg.vision.pixel_mean == (0.25, 0.5, 0.75) and model.cfg.vision.pixel_std == (0.2, 0.3, 0.4)
+    enc = _encode(proc, "one_image")
+    floats = normalize_pixels(enc.pixel_values, proc.image.image_mean, proc.image.image_std)
+    with torch.no_grad():
+        assert torch.equal(model.vision_features(enc.pixel_values), model.vision_features(floats))
+    Molmo2(model, proc)  # consistent: fine
+    with pytest.raises(Molmo2Error, match="same model directory"):
+        Molmo2(model, Molmo2Processor.from_pretrained(ckpt))

@@ -88,9 +88,19 @@ def read_config(model_dir: Path) -> Molmo2Config:
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path} is not valid JSON: {e}") from e
     try:
-        return Molmo2Config.from_hf_config(raw)
+        cfg = Molmo2Config.from_hf_config(raw)
     except ConfigError as e:
         raise CheckpointError(f"{path}: {e}") from e
+    # The model normalizes uint8 pixels itself, with the processor's mean / std (not in config.json).
+    pre = model_dir / "preprocessor_config.json"
+    if pre.is_file():
+        try:
+            ip = json.loads(pre.read_text())
+        except json.JSONDecodeError as e:
+            raise CheckpointError(f"{pre} is not valid JSON: {e}") from e
+        cfg.vision.pixel_mean = tuple(float(x) for x in ip.get("image_mean", cfg.vision.pixel_mean))
+        cfg.vision.pixel_std = tuple(float(x) for x in ip.get("image_std", cfg.vision.pixel_std))
+    return cfg
 
 
 def _shard_files(model_dir: Path) -> list[Path]:

@@ -257,6 +257,12 @@ class Molmo2:
         progress: Progress | None = None,
         vision_batch: int = 16,
     ):
+        v, im = model.cfg.vision, processor.image
+        if [tuple(map(float, x)) for x in (v.pixel_mean, v.pixel_std)] != \
+                [tuple(map(float, x)) for x in (im.image_mean, im.image_std)]:
+            raise Molmo2Error(f"the processor's pixel mean / std are {im.image_mean} / {im.image_std} but the model "
+                              f"normalizes pixels with {v.pixel_mean} / {v.pixel_std}; load both from the same "
+                              "model directory (Molmo2.from_pretrained)")
         self.model = model.eval()
         self.processor = processor
         self.max_frames = max_frames

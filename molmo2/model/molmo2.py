@@ -26,9 +26,10 @@ class VisualInputs:
     """Everything the vision side needs for one batch.
 
     ``pixel_values``: ``[num_crops, num_patches, patch_dim]`` of every image crop / video frame of the
-    batch, in order. ``pooling``: ``[num_tokens, K]`` indices into the flattened ``num_crops *
-    num_patches`` patch axis, one row per ``<im_patch>`` token of the batch in (batch, sequence) order;
-    -1 marks an empty slot (rows of different K are padded with -1).
+    batch, in order: uint8 as the processor gives them (the ViT normalizes them), or normalized floats.
+    ``pooling``: ``[num_tokens, K]`` indices into the flattened ``num_crops * num_patches`` patch axis,
+    one row per ``<im_patch>`` token of the batch in (batch, sequence) order; -1 marks an empty slot
+    (rows of different K are padded with -1).
     """
 
     pixel_values: torch.Tensor

@@ -4,6 +4,11 @@ Input is ``[num_crops, num_patches, patch_dim]`` (patches already flattened in (
 order by the processor), so the patch embedding is a Linear rather than a Conv2d. There is no CLS token
 and no final norm; the connector reads the outputs of chosen blocks, so only blocks up to the deepest
 chosen one are built (25 of SigLIP's 27 for the released models).
+
+Pixels come as uint8 (what the processor returns), normalized here by ``normalize_pixels`` in float32
+and then cast to the model's dtype, or as floats already normalized. Normalizing at the last moment
+means a video's float32 patches (4x the uint8 bytes) never exist all at once; the pipeline feeds the ViT
+a few frames at a time.
 """
 
 from __future__ import annotations
@@ -14,6 +19,16 @@ from torch import nn
 
 from molmo2.config import VisionConfig
 from molmo2.model.attention import attend
+
+
+def normalize_pixels(pixels_NPC: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """uint8 patches ``[..., patch_dim]`` (channel last within each pixel) -> float32
+    ``(x - 255*mean) / (255*std)``, the exact float32 values of the reference processor."""
+    C = len(mean)
+    mean255 = torch.tensor(mean, dtype=torch.float32, device=pixels_NPC.device) * 255.0
+    std255 = torch.tensor(std, dtype=torch.float32, device=pixels_NPC.device) * 255.0
+    x = pixels_NPC.to(torch.float32).unflatten(-1, (-1, C))
+    return ((x - mean255) / std255).flatten(-2)
 
 
 class VisionAttention(nn.Module):
@@ -55,7 +70,10 @@ class VisionTransformer(nn.Module):
         self.blocks = nn.ModuleList(VisionBlock(cfg) for _ in range(num_blocks))
 
     def forward(self, patches_NPC: torch.Tensor, feature_blocks: list[int]) -> torch.Tensor:
-        """Returns the outputs of ``feature_blocks`` concatenated on channels: ``[N, P, len*D]``."""
+        """Returns the outputs of ``feature_blocks`` concatenated on channels: ``[N, P, len*D]``.
+        ``patches_NPC``: uint8 pixels, or float pixels already normalized."""
+        if patches_NPC.dtype == torch.uint8:
+            patches_NPC = normalize_pixels(patches_NPC, self.cfg.pixel_mean, self.cfg.pixel_std)
         x = self.patch_embed(patches_NPC.to(self.patch_embed.weight.dtype)) + self.pos_embed
         wanted = {b: None for b in feature_blocks}
         for i, block in enumerate(self.blocks):

@@ -11,11 +11,21 @@ Pipeline (model.md section 6), in plain torch so it needs no torchvision:
 4. The global crop is the whole image resized to one crop.
 
 Resizing matches the reference byte for byte: uint8 is resized in float32, rounded and clamped back to
-uint8, then normalized as ``(x - 255*mean) / (255*std)``.
+uint8 (``resize_uint8``). The patches stay uint8 (``[N, P, patch_dim]``, a quarter of float32's memory);
+the model normalizes them at the last moment as ``(x - 255*mean) / (255*std)``
+(``molmo2.model.vision.normalize_pixels``), which gives the reference processor's float32 values bit for
+bit.
+
+Speed: ``F.interpolate`` on one image at a time gives the float values, and only the few that lie next to
+a rounding boundary are recomputed with the reference kernel's exact float32 arithmetic (fused
+multiply-adds), so the bytes do not depend on the thread count. Torch's native uint8 bilinear resize is
+faster still but rounds differently (it changed about 20% of the bytes of a 640x480 frame); a full
+separable reimplementation would need the fused multiply-adds everywhere (float64 emulation, slower).
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass, field
 
@@ -35,6 +45,7 @@ class ImageSettings:
     overlap_margins: tuple[int, int] = (4, 4)
     pooling_size: tuple[int, int] = (2, 2)
     video_pooling_size: tuple[int, int] = (3, 3)
+    # applied by the model to the uint8 patches (VisionConfig.pixel_mean / pixel_std), not here
     image_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     image_std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     extra: dict = field(default_factory=dict)
@@ -68,14 +79,80 @@ def crop_geometry(height: int, width: int, s: ImageSettings) -> tuple[int, int, 
     return rows, cols, rows * window + margin, cols * window + margin
 
 
-def resize_normalize(images_NCHW: torch.Tensor, height: int, width: int, s: ImageSettings) -> torch.Tensor:
-    """uint8 ``[N, 3, H, W]`` -> normalized float32 ``[N, 3, height, width]``."""
-    x = F.interpolate(images_NCHW.float(), size=(height, width), mode="bilinear", align_corners=False,
-                      antialias=False)
-    x = x.round().clamp(0, 255)
-    mean = torch.tensor(s.image_mean, dtype=torch.float32) * 255.0
-    std = torch.tensor(s.image_std, dtype=torch.float32) * 255.0
-    return (x - mean[:, None, None]) / std[:, None, None]
+# A float32 bilinear value this close to k + 0.5 may round either way depending on the last bits; it is
+# recomputed exactly. Every float32 evaluation of the same weighted sum is within ~1e-4 of the reference
+# (values <= 255, a few roundings of relative size 6e-8), far inside this margin.
+_HALF_TOL = 2.0**-10
+# torch's TensorIterator runs a loop serially below this many elements (at::internal::GRAIN_SIZE)
+_GRAIN = 12288
+
+
+@functools.lru_cache(maxsize=64)
+def _axis_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(i0, i1, w0, w1) of one axis as torch's CPU kernel computes them: float32, the source position
+    ``scale * (d + 0.5) - 0.5`` as one fused multiply-add (exact in float64 here: at most 40 bits)."""
+    scale = np.float32(n_in) / np.float32(n_out)
+    src = (np.float64(scale) * (np.arange(n_out, dtype=np.float64) + 0.5) - 0.5).astype(np.float32)
+    src = np.maximum(src, np.float32(0))
+    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    w1 = np.clip(src - i0.astype(np.float32), np.float32(0), np.float32(1))
+    return i0, i0 + (i0 < n_in - 1), np.float32(1) - w1, w1
+
+
+def _fma32(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """float32 ``a * b + c`` rounded once, like a fused multiply-add: the product is exact in float64,
+    the sum is rounded to odd (TwoSum gives its error), so that rounding on to float32 is correct."""
+    p, c = a.astype(np.float64) * b, c.astype(np.float64)
+    s = p + c
+    bb = s - p
+    err = (p - (s - bb)) + (c - bb)
+    bits = s.view(np.int64)
+    inexact_even = (err != 0) & ((bits & 1) == 0)
+    bits = np.where(inexact_even, bits + np.where((err > 0) == (s > 0), 1, -1), bits)
+    return bits.view(np.float64).astype(np.float32)
+
+
+def _bilinear_exact(img_CHW: np.ndarray, c: np.ndarray, y: np.ndarray, x: np.ndarray, rows, cols) -> np.ndarray:
+    """The reference's float32 value at output pixels ``(c, y, x)``: torch's CPU bilinear kernel (as it runs
+    on several threads) computes ``t_r = fma(x_r0, w0, x_r1 * w1)`` along each of the two source
+    rows, then ``fma(t_0, h0, t_1 * h1)``."""
+    r0, r1, h0, h1 = (a[y] for a in rows)
+    c0, c1, w0, w1 = (a[x] for a in cols)
+    px = [img_CHW[c, r, k].astype(np.float32) for r in (r0, r1) for k in (c0, c1)]
+    t0 = _fma32(px[0], w0, px[1] * w1)
+    t1 = _fma32(px[2], w0, px[3] * w1)
+    return _fma32(t0, h0, t1 * h1)
+
+
+def resize_uint8(images_NCHW: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """uint8 ``[N, 3, H, W]`` (any strides) -> uint8 ``[N, 3, height, width]``: bilinear without antialias
+    in float32, rounded half to even and clamped, byte for byte as the reference processor resizing the
+    N images in one call; computed one image at a time (the float working set is one image).
+
+    Torch's float kernel (which the reference runs) does not round the same way in every case: a call
+    with fewer than ``_GRAIN`` output values runs serially and rounds one way; a larger one, split over
+    several threads, rounds as ``_bilinear_exact`` (fused multiply-adds); a large one with a single
+    thread rounds like the serial case (a third of the float values of a 640x480 -> 378x378 resize differ
+    in their last bits, enough to change bytes). The reference ran with several threads. So for a large
+    call ``F.interpolate`` gives the values and the few within ``_HALF_TOL`` of a rounding boundary
+    (typically 0.2%) are recomputed by ``_bilinear_exact``: the bytes no longer depend on the thread
+    count (``torch.set_num_threads(1)``, as in DataLoader workers, used to change them)."""
+    N, C, H, W = images_NCHW.shape
+    out = torch.empty((N, C, height, width), dtype=torch.uint8)
+    serial = N * C * height * width < _GRAIN  # then our per-image calls are serial too: exact as they are
+    rows, cols = _axis_weights(H, height), _axis_weights(W, width)
+    for i in range(N):
+        img = images_NCHW[i : i + 1]
+        # a channels-last view of an [H, W, 3] array resizes fastest this way (a contiguous copy was slower)
+        y = F.interpolate(img.float(), size=(height, width), mode="bilinear", align_corners=False, antialias=False)
+        r = y.round()
+        near = (y - r).abs_() > 0.5 - _HALF_TOL
+        if not serial and bool(near.any()):
+            _, c, yy, xx = (t.numpy() for t in near.nonzero(as_tuple=True))
+            exact = _bilinear_exact(img[0].numpy(), c, yy, xx, rows, cols)
+            r[0, c, yy, xx] = torch.from_numpy(np.rint(exact))
+        out[i] = r.clamp_(0, 255)  # integral values: the uint8 cast is exact
+    return out
 
 
 def patchify(crops_NCHW: torch.Tensor, patch: int) -> torch.Tensor:
@@ -97,7 +174,7 @@ def pool_windows(index_grid: torch.Tensor, pool_h: int, pool_w: int) -> torch.Te
 
 @dataclass
 class ImagePatches:
-    """One image: ``patches [num_crops, P, patch_dim]`` (global crop first), ``pooling [tokens, K]``
+    """One image: uint8 ``patches [num_crops, P, patch_dim]`` (global crop first), ``pooling [tokens, K]``
     (indices local to this image; global tokens first), ``grid = (low_h, low_w, high_h, high_w)``."""
 
     patches: torch.Tensor
@@ -120,7 +197,7 @@ def image_to_patches(image_HWC: np.ndarray, s: ImageSettings) -> ImagePatches:
     rows, cols, canvas_h, canvas_w = crop_geometry(H, W, s)
     window = (n - left - right) * p
 
-    canvas = resize_normalize(img, canvas_h, canvas_w, s)
+    canvas = resize_uint8(img, canvas_h, canvas_w)
     crops = canvas.unfold(2, crop, window).unfold(3, crop, window)  # [1, C, rows, cols, crop, crop]
     crops = crops.permute(0, 2, 3, 1, 4, 5).reshape(rows * cols, 3, crop, crop)
 
@@ -138,7 +215,7 @@ def image_to_patches(image_HWC: np.ndarray, s: ImageSettings) -> ImagePatches:
     high = pool_windows(idx, ph, pw)
     high = torch.where(high >= 0, high + n * n, -1)  # crops come after the global crop
 
-    global_crop = resize_normalize(img, crop, crop, s)
+    global_crop = resize_uint8(img, crop, crop)
     low = pool_windows(torch.arange(n * n, dtype=torch.int32).reshape(n, n), ph, pw)
     patches = patchify(torch.cat([global_crop, crops]), p)
     pooling = torch.cat([low.reshape(-1, ph * pw), high.reshape(-1, ph * pw)])
@@ -147,16 +224,16 @@ def image_to_patches(image_HWC: np.ndarray, s: ImageSettings) -> ImagePatches:
 
 
 def frames_to_patches(frames_THWC: np.ndarray | torch.Tensor, s: ImageSettings) -> ImagePatches:
-    """Video frames: each frame is one global crop, pooled ``video_pooling_size``. Pooling indices are
-    offset per frame; ``grid = (T, rows, cols, 0)``."""
+    """Video frames (uint8 ``[T, H, W, 3]``): each frame is one global crop, pooled ``video_pooling_size``.
+    Pooling indices are offset per frame; ``grid = (T, rows, cols, 0)``."""
     frames = torch.as_tensor(np.ascontiguousarray(frames_THWC)).permute(0, 3, 1, 2)
     T = frames.shape[0]
-    n = s.patches_per_side
+    n, p = s.patches_per_side, s.patch_size
     ph, pw = s.video_pooling_size
-    # written chunk by chunk into one preallocated tensor: the float working set stays at 8 frames
-    patches = torch.empty((T, n * n, s.patch_size * s.patch_size * 3), dtype=torch.float32)
-    for i in range(0, T, 8):
-        patches[i : i + 8] = patchify(resize_normalize(frames[i : i + 8], s.crop_size, s.crop_size, s), s.patch_size)
+    # frame by frame into one uint8 tensor: neither the resized frames nor any float copy of the clip exist
+    patches = torch.empty((T, n * n, p * p * 3), dtype=torch.uint8)
+    for t in range(T):
+        patches[t] = patchify(resize_uint8(frames[t : t + 1], s.crop_size, s.crop_size), p)[0]
     win = pool_windows(torch.arange(n * n, dtype=torch.int32).reshape(n, n), ph, pw)
     rows, cols = win.shape[:2]
     win = win.reshape(1, rows * cols, ph * pw).long()

@@ -35,8 +35,9 @@ class VideoSettings:
 
 @dataclass
 class Encoded:
-    """One example. ``pixel_values [N, P, patch_dim]``, ``pooling [tokens, K]`` local to this example,
-    ``media_sizes``: (width, height) of each original image / the video frame."""
+    """One example. ``pixel_values``: uint8 ``[N, P, patch_dim]`` (the model normalizes them); ``pooling
+    [tokens, K]`` local to this example; ``media_sizes``: (width, height) of each original image / the
+    video frame."""
 
     input_ids: torch.Tensor
     pixel_values: torch.Tensor | None = None
@@ -56,7 +57,7 @@ class PreparedMedia:
     ``image_blocks``: the token ids of each image; ``video_frames``: per frame, the timestamp text and
     the frame's token ids."""
 
-    pixel_values: torch.Tensor | None  # [N, P, patch_dim]
+    pixel_values: torch.Tensor | None  # uint8 [N, P, patch_dim]
     pooling: torch.Tensor | None  # [tokens, K]
     image_blocks: list[list[int]] = field(default_factory=list)
     video_frames: list[tuple[str, list[int]]] | None = None

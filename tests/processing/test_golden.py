@@ -3,7 +3,8 @@
 The reference processor needs torchvision, which molmo2 does not depend on, so its outputs were saved by
 ``scripts/golden/make_golden.py`` (rerun command and format in tests/fixtures/README.md). Every case must
 give identical token ids, pooling indices and pixel values (pixels are stored as the uint8 k of the
-exact value (k - 127.5) / 127.5)."""
+exact value (k - 127.5) / 127.5). Our processor returns those uint8 k; the model normalizes them
+(``normalize_pixels``) to the reference's float32 values, checked here too."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from molmo2.model.vision import normalize_pixels
 from molmo2.processing import Molmo2Processor
 from molmo2.processing import tokens as tk
 from molmo2.processing.image import ImageSettings
@@ -67,6 +69,9 @@ def test_matches_reference_processor(name, tokenizers):
         "<im_low>")]))
     assert visual.long().tolist() == want["mm_token_type_ids"][0].tolist()
     assert enc.pooling.tolist() == pooling.tolist()
+    # our processor returns the uint8 pixels; the model normalizes them to the reference's float32 values
+    assert enc.pixel_values.dtype == torch.uint8 and enc.pixel_values.shape == pixels.shape
+    assert torch.equal(enc.pixel_values, torch.from_numpy(pixels))
     expected = (pixels.astype(np.float32) - np.float32(127.5)) / np.float32(127.5)
-    assert enc.pixel_values.shape == expected.shape
-    assert torch.equal(enc.pixel_values, torch.from_numpy(expected))
+    normalized = normalize_pixels(enc.pixel_values, proc.image.image_mean, proc.image.image_std)
+    assert torch.equal(normalized, torch.from_numpy(expected))

@@ -72,8 +72,6 @@ def _loss_and_grads(model, rows):
     batch = collate(rows)
     for f in ("weights",):
         setattr(batch, f, getattr(batch, f).double())
-    if batch.visual is not None:
-        batch.visual.pixel_values = batch.visual.pixel_values.double()
     s = loss_sums(model, batch, z_coef=1e-4)
     (s.ce + s.z).backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
@@ -102,8 +100,6 @@ def test_tree_branch_loss_equals_branch_run_alone(model, items):
     t = item.tree
     batch = collate([[item]])
     batch.weights = batch.weights.double()
-    if batch.visual is not None:
-        batch.visual.pixel_values = batch.visual.pixel_values.double()
     sel = batch.weights > 0
     with torch.no_grad():
         logits = model(batch.input_ids, visual=batch.visual, position_ids=batch.position_ids,
