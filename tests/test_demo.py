@@ -74,8 +74,8 @@ def test_demo_runs_on_real_videos(tmp_path, name):
 # Held-out scores on a smaller sample than the model card's (fixed seeds, never in training); the
 # thresholds sit a little under the card's numbers, so a regression in model, processing or grounding
 # shows here.
-SLOW_FLOORS = {"pointing/image": 0.35, "counting/image": 0.5, "pointing/video": 0.3, "counting/video": 0.65,
-               "tracking/video": 0.35}
+SLOW_FLOORS = {"pointing/image": 0.6, "counting/image": 0.55, "pointing/video": 0.5, "counting/video": 0.7,
+               "tracking/video": 0.5}  # measured on these samples: 0.75, 0.74, 0.67, 0.84, 0.63
 
 
 @pytest.mark.slow
