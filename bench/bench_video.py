@@ -1,15 +1,19 @@
-"""Video loading benchmark: molmo2's selective PyAV decoder vs transformers' ``load_video(backend="pyav")``.
+"""Video benchmark, file -> model input: molmo2's selective PyAV decoder (frames resized to the crop while
+decoding) + processor vs transformers' ``load_video(backend="pyav")`` + ``Molmo2VideoProcessor``.
 
-Both contenders return the same frames (the frame on screen at each of Molmo2's ``uniform_last_frame``
-instants), so the comparison is of decoding strategy only. Each contender runs in a fresh subprocess
-(so that peak RSS is its own): the peak is read from ``/proc/self/status`` ``VmHWM`` after resetting it
-with ``/proc/self/clear_refs`` once the imports are done, and reported above the RSS at that moment.
+Both contenders decode the frame on screen at each of Molmo2's ``uniform_last_frame`` instants and must
+produce the same model input: the "same pixels" column compares a checksum of the pixel patches (ours
+are uint8; transformers' normalized float32 are mapped back to the uint8 they encode). Each contender
+runs in a fresh subprocess (so that peak RSS is its own): the peak is read from ``/proc/self/status``
+``VmHWM`` after resetting it with ``/proc/self/clear_refs`` once the imports are done, and reported
+above the RSS at that moment.
 
-A contender is a ``load`` stage (path, max_frames -> frames ``[T, H, W, 3]``, timestamps) and an optional
-``preprocess`` stage (frames, timestamps -> anything); add the pixel pipeline by filling ``preprocess``
-in ``CONTENDERS``. Each stage is timed separately. Contenders alternate over ``--rounds`` fresh processes
-of ``--repeat`` runs each, and the best wall and CPU times are kept, so that load from other processes
-on a shared machine biases neither side; CPU time is the steadier number there.
+A contender is a ``load`` stage (path, max_frames -> frames ``[T, H, W, 3]``, timestamps; ours are
+already 378 x 378) and a ``preprocess`` stage (frames, timestamps -> model input, whose uint8 patches
+``pixels_u8`` gives for the checksum). Each stage is timed separately, CPU time over both. Contenders
+alternate over ``--rounds`` fresh processes of ``--repeat`` runs each, and the best wall and CPU times
+are kept, so that load from other processes on a shared machine biases neither side; CPU time is the
+steadier number there.
 
     python bench/bench_video.py [--rounds 3] [--repeat 3] [--cache /tmp/molmo2-bench]
 
@@ -84,7 +88,8 @@ class Contender:
     name: str
     setup: Callable[[], None]  # imports, done before the memory baseline
     load: Callable[[Path, int], Frames]
-    preprocess: Callable[[np.ndarray, np.ndarray], object] | None = None  # stage 2 (pixels -> model input)
+    preprocess: Callable[[np.ndarray, np.ndarray], object]  # stage 2 (pixels -> model input)
+    pixels_u8: Callable[[object], np.ndarray]  # model input -> uint8 patches [T, P, patch_dim], for the checksum
     python: str = sys.executable  # interpreter the worker runs under
 
 
@@ -98,7 +103,7 @@ def _molmo2_setup() -> None:
 def _molmo2_load(path: Path, max_frames: int) -> Frames:
     from molmo2.processing.video import load_video
 
-    video = load_video(path, max_frames=max_frames, max_fps=2.0)
+    video = load_video(path, max_frames=max_frames, max_fps=2.0, resize_to=378)  # resized while decoding
     return video.frames, video.timestamps
 
 
@@ -134,6 +139,10 @@ def _molmo2_preprocess(frames: np.ndarray, times: np.ndarray):
     return frames_to_patches(frames, ImageSettings())  # released settings: 378 px, 3x3 pooling
 
 
+def _molmo2_pixels(out) -> np.ndarray:
+    return out.patches.numpy()
+
+
 def _hf_preprocess(frames: np.ndarray, times: np.ndarray):
     from transformers import Molmo2VideoProcessor
 
@@ -142,14 +151,20 @@ def _hf_preprocess(frames: np.ndarray, times: np.ndarray):
     return vp(videos=[frames], do_sample_frames=False, return_tensors="pt")
 
 
+def _hf_pixels(out) -> np.ndarray:
+    x = out["pixel_values_videos"].numpy()  # (k - 127.5) / 127.5 exactly, k in 0..255
+    return np.rint(x * 127.5 + 127.5).astype(np.uint8)
+
+
 # transformers' video processor needs torchvision, which the project's CPU venv cannot have; it runs under
 # a second interpreter (`make bench-ref-venv` builds one: torch 2.14.1 + torchvision 0.29.1).
 REF_PYTHON = os.environ.get("MOLMO2_REF_PYTHON", str(Path(__file__).resolve().parents[1] / ".venv-ref/bin/python"))
 
 CONTENDERS = {
-    "molmo2": Contender("molmo2 `load_video` + processor", _molmo2_setup, _molmo2_load, _molmo2_preprocess),
+    "molmo2": Contender("molmo2 `load_video(resize_to=378)` + processor", _molmo2_setup, _molmo2_load,
+                        _molmo2_preprocess, _molmo2_pixels),
     "transformers": Contender("transformers `load_video(backend='pyav')` + `Molmo2VideoProcessor`", _hf_setup,
-                              _hf_load, _hf_preprocess, REF_PYTHON),
+                              _hf_load, _hf_preprocess, _hf_pixels, REF_PYTHON),
 }
 
 
@@ -177,26 +192,28 @@ def worker(key: str, path: Path, max_frames: int, repeat: int) -> dict:
     c.setup()
     _reset_peak()
     base_kb = _status_kb("VmRSS")
-    load_s, load_cpu, prep_s, checksum, num, peak_kb = [], [], [], None, 0, 0
+    load_s, cpu_s, prep_s, checksum, num, peak_kb = [], [], [], None, 0, 0
     for r in range(repeat):
         t0, c0 = time.perf_counter(), time.process_time()
         frames, times = c.load(path, max_frames)
-        t1, c1 = time.perf_counter(), time.process_time()
-        if c.preprocess is not None:
-            c.preprocess(frames, times)
-        t2 = time.perf_counter()
+        t1 = time.perf_counter()
+        out = c.preprocess(frames, times)
+        t2, c2 = time.perf_counter(), time.process_time()
         load_s.append(t1 - t0)
-        load_cpu.append(c1 - c0)
         prep_s.append(t2 - t1)
+        cpu_s.append(c2 - c0)
         if r == 0:
             peak_kb = _status_kb("VmHWM")
-            num, checksum = len(frames), int(frames[:, ::7, ::7].astype(np.int64).sum())
-        del frames
+            pixels = c.pixels_u8(out)
+            num, checksum = len(frames), [list(pixels.shape), int(pixels.sum(dtype=np.int64)),
+                                          int((pixels[:, ::7, ::3].astype(np.int64) ** 2).sum())]
+            del pixels
+        del frames, out
     return {
         "frames": num,
         "load_s": min(load_s),
-        "load_cpu_s": min(load_cpu),
-        "preprocess_s": min(prep_s) if c.preprocess is not None else None,
+        "cpu_s": min(cpu_s),
+        "preprocess_s": min(prep_s),
         "peak_extra_mb": (peak_kb - base_kb) / 1024,
         "checksum": checksum,
     }
@@ -218,9 +235,8 @@ def run_isolated(key: str, path: Path, max_frames: int, repeat: int) -> dict:
 
 def _best(runs: list[dict]) -> dict:
     best = dict(runs[0])
-    for k in ("load_s", "load_cpu_s", "preprocess_s"):
-        if best[k] is not None:
-            best[k] = min(r[k] for r in runs)
+    for k in ("load_s", "cpu_s", "preprocess_s"):
+        best[k] = min(r[k] for r in runs)
     best["peak_extra_mb"] = max(r["peak_extra_mb"] for r in runs)
     assert all(r["checksum"] == best["checksum"] for r in runs)
     return best
@@ -241,12 +257,11 @@ def main() -> None:
 
     w, h = CLIP_SIZE
     clip = make_clip(args.cache / f"clip_{CLIP_SECONDS}s_{w}x{h}_{CLIP_FPS}fps_gop{CLIP_GOP}.mp4")
-    stage2 = any(c.preprocess is not None for c in CONTENDERS.values())
     print(f"\n{CLIP_SECONDS} s {w}x{h} {CLIP_FPS} fps H.264 (GOP {CLIP_GOP}), {os.cpu_count()} CPUs; best of "
           f"{args.rounds} alternating rounds x {args.repeat} runs; memory = peak RSS above the post-import "
           "baseline\n")
-    head = "| sampling | contender | frames | load wall (s) | load CPU (s) |" + (" preprocess (s) |" if stage2 else "")
-    head += " wall vs molmo2 | CPU vs molmo2 | peak extra RSS (MB) | memory vs molmo2 | same frames |"
+    head = ("| sampling | contender | frames | load (s) | preprocess (s) | CPU (s) | wall vs molmo2 | CPU vs molmo2 |"
+            " peak extra RSS (MB) | memory vs molmo2 | same pixels |")
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for label, max_frames in SCENARIOS:
@@ -258,13 +273,12 @@ def main() -> None:
         ref = results["molmo2"]
 
         def wall(r):
-            return r["load_s"] + (r["preprocess_s"] or 0.0)
+            return r["load_s"] + r["preprocess_s"]
 
         for key, r in results.items():
-            row = f"| {label} | {CONTENDERS[key].name} | {r['frames']} | {r['load_s']:.3f} | {r['load_cpu_s']:.3f} |"
-            if stage2:
-                row += f" {r['preprocess_s']:.3f} |" if r["preprocess_s"] is not None else " – |"
-            row += (f" {wall(r) / wall(ref):.2f}x | {r['load_cpu_s'] / ref['load_cpu_s']:.2f}x |"
+            row = (f"| {label} | {CONTENDERS[key].name} | {r['frames']} | {r['load_s']:.3f} | {r['preprocess_s']:.3f} |"
+                   f" {r['cpu_s']:.3f} |")
+            row += (f" {wall(r) / wall(ref):.2f}x | {r['cpu_s'] / ref['cpu_s']:.2f}x |"
                     f" {r['peak_extra_mb']:.0f} | {r['peak_extra_mb'] / max(ref['peak_extra_mb'], 1e-9):.2f}x |"
                     f" {'yes' if r['checksum'] == ref['checksum'] else 'NO'} |")
             print(row)

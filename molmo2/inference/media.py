@@ -189,15 +189,17 @@ def media_key(media: Any, kind: str, options: VideoOptions | None) -> Hashable:
     return (kind, key, options) if kind == "video" else (kind, key)
 
 
-def load_media(media: Any, kind: str, options: VideoOptions | None) -> LoadedMedia:
-    """Decode ``media`` (whose ``media_kind`` is ``kind``): images to arrays, a video to sampled frames."""
+def load_media(media: Any, kind: str, options: VideoOptions | None, resize_to: int | None = None) -> LoadedMedia:
+    """Decode ``media`` (whose ``media_kind`` is ``kind``): images to arrays, a video to sampled frames
+    (a video file's frames resized to ``resize_to`` while decoding, see ``load_video``)."""
     if kind == "image":
         return LoadedMedia("image", images=[load_image(media)])
     if kind == "images":
         return LoadedMedia("images", images=[load_image(m) for m in media])
     assert options is not None
     if isinstance(media, (str, os.PathLike, bytes, bytearray, memoryview)):
-        return LoadedMedia("video", video=load_video(media, options.max_frames, options.max_fps, options.clip))
+        return LoadedMedia("video", video=load_video(media, options.max_frames, options.max_fps, options.clip,
+                                                     resize_to=resize_to))
     if isinstance(media, Video):
         video = media
     else:
@@ -209,9 +211,9 @@ def load_media(media: Any, kind: str, options: VideoOptions | None) -> LoadedMed
             raise MediaError(f"no frame lies in the clip {options.clip} (the frames span "
                              f"{video.timestamps[0]:.2f}-{video.timestamps[-1]:.2f} s)")
         video = Video(np.ascontiguousarray(video.frames[keep]), video.timestamps[keep] - a, video.metadata,
-                      video.time_offset + a)
+                      video.time_offset + a, video.source_size)
     if video.num_frames > options.max_frames:  # frames given with times: keep max_frames, evenly spread
         idx = np.linspace(0, video.num_frames - 1, options.max_frames).round().astype(np.int64)
         video = Video(np.ascontiguousarray(video.frames[idx]), video.timestamps[idx], video.metadata,
-                      video.time_offset)
+                      video.time_offset, video.source_size)
     return LoadedMedia("video", video=video)

@@ -406,11 +406,12 @@ class Molmo2:
             return entry, True
         t0 = time.perf_counter()
         self._report("decode", 0, 1)
-        loaded: LoadedMedia = load_media(media, kind, options)
+        # video files are resized to the crop while decoding (the processor then only patchifies)
+        loaded: LoadedMedia = load_media(media, kind, options, resize_to=self.processor.image.crop_size)
         if loaded.is_video:
             video = loaded.video
             prepared = self.processor.prepare(video_frames=video.frames, timestamps=video.timestamps,
-                                              slowfast=options.slowfast)
+                                              slowfast=options.slowfast, frame_size=video.size)
             timestamps = [float(t) for t in video.absolute_timestamps]
             offset = float(video.time_offset)
         else:

@@ -138,6 +138,8 @@ def resize_uint8(images_NCHW: torch.Tensor, height: int, width: int) -> torch.Te
     (typically 0.2%) are recomputed by ``_bilinear_exact``: the bytes no longer depend on the thread
     count (``torch.set_num_threads(1)``, as in DataLoader workers, used to change them)."""
     N, C, H, W = images_NCHW.shape
+    if (H, W) == (height, width):  # the kernel copies (weights 1 and 0): frames resized while decoding
+        return images_NCHW.contiguous()
     out = torch.empty((N, C, height, width), dtype=torch.uint8)
     serial = N * C * height * width < _GRAIN  # then our per-image calls are serial too: exact as they are
     rows, cols = _axis_weights(H, height), _axis_weights(W, width)
@@ -147,10 +149,11 @@ def resize_uint8(images_NCHW: torch.Tensor, height: int, width: int) -> torch.Te
         y = F.interpolate(img.float(), size=(height, width), mode="bilinear", align_corners=False, antialias=False)
         r = y.round()
         near = (y - r).abs_() > 0.5 - _HALF_TOL
-        if not serial and bool(near.any()):
-            _, c, yy, xx = (t.numpy() for t in near.nonzero(as_tuple=True))
+        flat = np.flatnonzero(near.numpy()) if not serial else ()  # numpy's is 4x faster than torch's here
+        if len(flat):
+            c, yy, xx = np.unravel_index(flat, (C, height, width))
             exact = _bilinear_exact(img[0].numpy(), c, yy, xx, rows, cols)
-            r[0, c, yy, xx] = torch.from_numpy(np.rint(exact))
+            r[0, torch.from_numpy(c), torch.from_numpy(yy), torch.from_numpy(xx)] = torch.from_numpy(np.rint(exact))
         out[i] = r.clamp_(0, 255)  # integral values: the uint8 cast is exact
     return out
 

@@ -151,12 +151,15 @@ class Molmo2Processor:
         timestamps: Sequence[float] | None = None,
         slowfast: int | None = None,
         fast_pooling: tuple[int, int] | None = None,
+        frame_size: tuple[int, int] | None = None,
     ) -> PreparedMedia:
         """Process the media of one prompt once: pixels, pooling and the token runs standing for them.
 
         The result does not depend on the prompt text, so it can be encoded with many prompts
         (``encode(prompt, prepared=...)``) without re-running the image pipeline.
-        ``video_frames``: uint8 ``[T, H, W, 3]`` already sampled, with one timestamp (seconds) each.
+        ``video_frames``: uint8 ``[T, H, W, 3]`` already sampled, with one timestamp (seconds) each; frames
+        already resized to the crop (``load_video(resize_to=...)``) are only patchified, and then
+        ``frame_size=video.size`` gives the (width, height) that points map back to.
 
         ``slowfast=K`` (video, K >= 2): SlowFast token budget for long videos. Every K-th frame (0, K,
         2K, ...) keeps the model's pooling (3x3: 81 tokens per 378 px frame); the frames between are
@@ -194,7 +197,7 @@ class Molmo2Processor:
                 pool_parts.append(pooling)
             frames = [(("" if k == 0 else " ") + f"{t:.1f} ", ids) for k, (t, ids) in enumerate(zip(timestamps,
                                                                                                    per_frame))]
-            sizes.append((video_frames.shape[2], video_frames.shape[1]))
+            sizes.append(tuple(frame_size) if frame_size is not None else (video_frames.shape[2], video_frames.shape[1]))
         return PreparedMedia(
             pixel_values=torch.cat(pixel_parts) if pixel_parts else None,
             pooling=torch.cat(pool_parts) if pool_parts else None,

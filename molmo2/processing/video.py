@@ -19,7 +19,9 @@ instant lies at least ``_SEEK_MIN_SKIP_FRAMES`` past the current position. The c
 index says where keyframes are (mp4/mov; mkv/webm cues once read); without one it seeks only over gaps
 longer than ``_BLIND_SEEK_S`` and than twice the keyframe spacing seen so far. At 2 fps on a 2 s GOP
 this is sequential decoding minus the droppable frames; sparse sampling of a long video (384 instants
-over an hour) decodes a few frames per instant instead of the whole file.
+over an hour) decodes a few frames per instant instead of the whole file. With ``resize_to`` each frame
+is also resized to the processor's crop as soon as it is converted (``load_video(resize_to=378)``), so at
+most one frame is held at full resolution.
 
 Clips: ``load_video(..., clip=(a, b))`` samples the window as if it were the whole video, so
 ``Video.timestamps`` start at 0.0 like the official loader's (training shifts clip timestamps the same
@@ -33,6 +35,7 @@ import collections
 import io
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +63,8 @@ _BLIND_SEEK_S = 3.0
 # slower in wall time than slice threading (PyAV's default), and no threads was slower still; frame
 # threading (a deeper pipeline, flushed at every seek) is used only with more cores (unmeasured here).
 _MIN_CPUS_FOR_THREADS = 3
+# Frames decoded at full resolution and waiting for the resize thread (load_video(resize_to=...)).
+_MAX_RESIZING = 4
 # Still-image demuxers: FFmpeg opens a PNG/JPEG as a one-frame "video"; we refuse it.
 _IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "jpegls_pipe",
                   "qoi_pipe", "pgm_pipe", "ppm_pipe", "pam_pipe", "svg_pipe")
@@ -356,78 +361,115 @@ class _SelectiveDecoder:
         return self.meta.start_time if prev_time is None else prev_time + 1.0 / self.meta.fps
 
 
-def _decode_at(container, stream, meta: VideoMetadata, times: np.ndarray, name: str, stats: DecodeStats) -> np.ndarray:
-    """Frames on screen at ``times`` (seconds from the video start) -> uint8 ``[T, H, W, 3]``."""
+def _resize_frame(rgb_HWC: np.ndarray, size: int) -> np.ndarray:
+    """One decoded frame -> uint8 ``[size, size, 3]``, the bytes the processor's resize gives."""
+    import torch
+
+    from molmo2.processing.image import resize_uint8
+
+    return resize_uint8(torch.from_numpy(rgb_HWC).permute(2, 0, 1)[None], size, size)[0].permute(1, 2, 0).numpy()
+
+
+def _decode_at(
+    container, stream, meta: VideoMetadata, times: np.ndarray, name: str, stats: DecodeStats,
+    resize_to: int | None = None,
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """Frames on screen at ``times`` (seconds from the video start) -> (uint8 ``[T, H, W, 3]``, (W, H) of
+    the decoded frames). With ``resize_to`` each frame is resized to ``resize_to`` x ``resize_to`` as soon
+    as it is converted, so only one frame is ever held at full resolution."""
     av = _import_av()
     n = len(times)
     if n == 0:
-        return np.empty((0, meta.height, meta.width, 3), dtype=np.uint8)
+        side = (resize_to, resize_to) if resize_to else (meta.height, meta.width)
+        return np.empty((0, *side, 3), dtype=np.uint8), (meta.width, meta.height)
     start = meta.start_time
     hi = max(start + meta.duration - _EDGE_S, start + _EDGE_S)
     targets = np.clip(start + np.asarray(times, dtype=np.float64), start + _EDGE_S, hi)
     order = np.argsort(targets, kind="stable")
     dec = _SelectiveDecoder(container, stream, meta, targets[order], stats)
 
-    out = None
-    cached = (None, None)  # (frame, its RGB array): close instants share one conversion
+    out = None if resize_to is None else np.empty((n, resize_to, resize_to, 3), dtype=np.uint8)
+    src_shape = None  # (H, W, 3) of the first converted frame: every frame is brought to it
+    # (frame, its RGB array or, with resize_to, the future of its resized array): close instants share one
+    cached = (None, None)
+    # Resizing runs on one worker thread while this one decodes (both release the GIL); at most
+    # _MAX_RESIZING frames wait for it at full resolution.
+    pool = ThreadPoolExecutor(1, thread_name_prefix="molmo2-resize") if resize_to is not None else None
+    resizing = collections.deque()  # (output slot, future)
+
+    def store(limit: int) -> None:
+        while len(resizing) > limit:
+            j, future = resizing.popleft()
+            out[j] = future.result()
 
     def emit(j: int, frame) -> None:
-        nonlocal out, cached
+        nonlocal out, src_shape, cached
         if cached[0] is not frame:
-            cached = (frame, frame.to_ndarray(format="rgb24"))
+            rgb = frame.to_ndarray(format="rgb24")
+            if src_shape is None:
+                src_shape = rgb.shape
+            elif rgb.shape != src_shape:  # the stream changed resolution mid-way
+                rgb = frame.reformat(width=src_shape[1], height=src_shape[0]).to_ndarray(format="rgb24")
+            cached = (frame, rgb if pool is None else pool.submit(_resize_frame, rgb, resize_to))
             stats.num_converted += 1
-        rgb = cached[1]
+        if pool is not None:
+            resizing.append((j, cached[1]))
+            store(_MAX_RESIZING)
+            return
         if out is None:
-            out = np.empty((n, *rgb.shape), dtype=np.uint8)
-        elif rgb.shape != out.shape[1:]:  # the stream changed resolution mid-way
-            rgb = frame.reformat(width=out.shape[2], height=out.shape[1]).to_ndarray(format="rgb24")
-        out[j] = rgb
+            out = np.empty((n, *cached[1].shape), dtype=np.uint8)
+        out[j] = cached[1]
 
     def target(k: int) -> float:
         return targets[order[k]]
 
-    i = 0  # next instant to serve, in time order
-    pos = start  # time of the last decoded frame
-    seek_to = target(0) if dec.should_seek(pos, target(0)) else None
-    seeked_for = 0 if seek_to is not None else -1  # one seek (plus back-offs) per instant at most
-    frames = dec.frames(seek_to)
-    back_off = 1.0
-    prev = None  # the last decoded frame: on screen until the next frame's pts
-    while i < n:
-        try:
-            frame = next(frames, None)
-        except av.FFmpegError as e:
-            raise MediaError(f"could not decode {name} ({e}); the file is corrupt; re-encode it") from e
-        if frame is None:  # end of stream: the last frame stays on screen
-            if prev is None and seek_to is not None and seek_to > start:
-                seek_to = max(start, seek_to - back_off)  # seeked past the last reachable keyframe
+    try:
+        i = 0  # next instant to serve, in time order
+        pos = start  # time of the last decoded frame
+        seek_to = target(0) if dec.should_seek(pos, target(0)) else None
+        seeked_for = 0 if seek_to is not None else -1  # one seek (plus back-offs) per instant at most
+        frames = dec.frames(seek_to)
+        back_off = 1.0
+        prev = None  # the last decoded frame: on screen until the next frame's pts
+        while i < n:
+            try:
+                frame = next(frames, None)
+            except av.FFmpegError as e:
+                raise MediaError(f"could not decode {name} ({e}); the file is corrupt; re-encode it") from e
+            if frame is None:  # end of stream: the last frame stays on screen
+                if prev is None and seek_to is not None and seek_to > start:
+                    seek_to = max(start, seek_to - back_off)  # seeked past the last reachable keyframe
+                    back_off *= 2
+                    frames = dec.frames(seek_to)
+                    continue
+                if prev is None:
+                    raise MediaError(f"{name} has no decodable video frames; the video stream is empty or corrupt")
+                for j in order[i:]:
+                    emit(j, prev)
+                break
+            stats.num_decoded += 1
+            t_frame = dec.frame_time(frame, None if prev is None else pos)
+            if frame.key_frame:
+                if dec.last_key is not None and t_frame > dec.last_key:
+                    dec.max_gop = max(dec.max_gop, t_frame - dec.last_key)
+                dec.last_key = t_frame
+            if prev is None and seek_to is not None and t_frame > target(i) + _PTS_TOL_S and seek_to > start:
+                seek_to = max(start, seek_to - back_off)  # the seek overshot the instant: go further back
                 back_off *= 2
                 frames = dec.frames(seek_to)
                 continue
-            if prev is None:
-                raise MediaError(f"{name} has no decodable video frames; the video stream is empty or corrupt")
-            for j in order[i:]:
-                emit(j, prev)
-            break
-        stats.num_decoded += 1
-        t_frame = dec.frame_time(frame, None if prev is None else pos)
-        if frame.key_frame:
-            if dec.last_key is not None and t_frame > dec.last_key:
-                dec.max_gop = max(dec.max_gop, t_frame - dec.last_key)
-            dec.last_key = t_frame
-        if prev is None and seek_to is not None and t_frame > target(i) + _PTS_TOL_S and seek_to > start:
-            seek_to = max(start, seek_to - back_off)  # the seek overshot the instant: go further back
-            back_off *= 2
-            frames = dec.frames(seek_to)
-            continue
-        while i < n and target(i) < t_frame - _PTS_TOL_S:
-            emit(order[i], prev if prev is not None else frame)  # before the first frame: the first frame
-            i += 1
-        prev, pos = frame, t_frame
-        if i < n and i != seeked_for and dec.should_seek(pos, target(i)):
-            seek_to, seeked_for, back_off, prev = target(i), i, 1.0, None
-            frames = dec.frames(seek_to)
-    return out
+            while i < n and target(i) < t_frame - _PTS_TOL_S:
+                emit(order[i], prev if prev is not None else frame)  # before the first frame: the first frame
+                i += 1
+            prev, pos = frame, t_frame
+            if i < n and i != seeked_for and dec.should_seek(pos, target(i)):
+                seek_to, seeked_for, back_off, prev = target(i), i, 1.0, None
+                frames = dec.frames(seek_to)
+        store(0)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return out, (src_shape[1], src_shape[0])
 
 
 def _check_times(times) -> np.ndarray:
@@ -454,7 +496,7 @@ def _decode_with_stats(source: VideoSource, times) -> tuple[np.ndarray, DecodeSt
         stream = _video_stream(container, name)
         meta = _metadata(container, stream, name)
         stats = DecodeStats()
-        return _decode_at(container, stream, meta, times, name, stats), stats
+        return _decode_at(container, stream, meta, times, name, stats)[0], stats
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -469,12 +511,14 @@ class Video:
     ``timestamps`` are the requested instants (seconds from the start of the clip, or of the video
     without a clip), not the decoded frames' pts: they are what the prompt says (``"{t:.1f}"``), as in
     the official processor. ``time_offset`` is where the clip starts in the video (0.0 without a clip).
+    ``frames`` may be resized already (``load_video(resize_to=...)``); ``size`` is the decoded size.
     """
 
     frames: np.ndarray  # uint8 [T, H, W, 3]
     timestamps: np.ndarray  # float64 [T]
     metadata: VideoMetadata
     time_offset: float = 0.0
+    source_size: tuple[int, int] | None = None  # (W, H) before load_video(resize_to=...); None: not resized
 
     def __post_init__(self) -> None:
         assert self.frames.ndim == 4 and self.frames.shape[-1] == 3 and self.frames.dtype == np.uint8, self.frames.shape
@@ -483,6 +527,11 @@ class Video:
     @property
     def num_frames(self) -> int:
         return len(self.frames)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the video's frames as decoded, also when ``frames`` were resized."""
+        return self.source_size or (self.frames.shape[2], self.frames.shape[1])
 
     @property
     def absolute_timestamps(self) -> np.ndarray:
@@ -535,10 +584,18 @@ def load_video(
     max_frames: int = DEFAULT_MAX_FRAMES,
     max_fps: float = DEFAULT_MAX_FPS,
     clip: tuple[float, float] | None = None,
+    resize_to: int | None = None,
 ) -> Video:
     """Decode the frames Molmo2 sees: ``sample_times`` over the video (or over ``clip=(start, end)``,
-    seconds from the first frame; ``end`` past the video's end is cut to it), one frame per instant."""
+    seconds from the first frame; ``end`` past the video's end is cut to it), one frame per instant.
+
+    ``resize_to=crop_size`` (378 for the released models) resizes each frame as it is decoded, with the
+    processor's exact resize, so the full-resolution frames are never held together (a 384-frame 1080p
+    video: 2.4 GB of RGB frames, 165 MB resized); the processor then only patchifies them and
+    ``Video.size`` keeps the decoded size for mapping points back."""
     _check_sampling_args(max_frames, max_fps)
+    if resize_to is not None and (isinstance(resize_to, bool) or not isinstance(resize_to, int) or resize_to < 1):
+        raise MediaError(f"resize_to must be a positive number of pixels (the crop size, 378), got {resize_to!r}")
     container, name = _open(source)
     with container:
         stream = _video_stream(container, name)
@@ -555,5 +612,5 @@ def load_video(
                 raise MediaError(f"clip starts at {a} s but {name} is only {meta.duration:.3f} s long")
             offset, duration = a, min(b, meta.duration) - a
         times = sample_times(duration, max_frames, max_fps)
-        frames = _decode_at(container, stream, meta, offset + times, name, DecodeStats())
-    return Video(frames, times, meta, offset)
+        frames, size = _decode_at(container, stream, meta, offset + times, name, DecodeStats(), resize_to)
+    return Video(frames, times, meta, offset, size if resize_to is not None else None)

@@ -255,6 +255,24 @@ def test_load_video(clips):
     assert read_indices(V.load_video(clips["long"], max_frames=3).frames) == [0, 100, 199]
 
 
+@pytest.mark.parametrize("kind", ["long", "long_mkv"])
+def test_load_video_resized_while_decoding_gives_the_same_patches(clips, kind):
+    import torch
+
+    from molmo2.processing.image import ImageSettings, frames_to_patches
+
+    s = ImageSettings()
+    full = V.load_video(clips[kind], clip=(2.0, 9.0))
+    small = V.load_video(clips[kind], clip=(2.0, 9.0), resize_to=s.crop_size)
+    assert small.frames.shape == (full.num_frames, s.crop_size, s.crop_size, 3)
+    assert small.size == full.size == (W, H) and full.source_size is None
+    np.testing.assert_array_equal(small.timestamps, full.timestamps)
+    assert torch.equal(frames_to_patches(small.frames, s).patches, frames_to_patches(full.frames, s).patches)
+    for bad in (0, -3, 1.5, True):
+        with pytest.raises(MediaError, match="resize_to must be"):
+            V.load_video(clips[kind], resize_to=bad)
+
+
 def test_load_video_clip(clips):
     # Timestamps restart at 0 inside the clip, as in the official loader; time_offset maps them back.
     video = V.load_video(clips["long"], clip=(3.0, 7.3))
