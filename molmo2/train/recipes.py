@@ -127,8 +127,10 @@ def _corpus_for(manifests: list[Path]) -> list[str]:
 
 
 def _shapes_recipe(name: str, phases_spec: list[list[dict]], image_size: int, steps: list[int], rows: int,
-                   seq_len: int, lr: float | dict[str, float], save_every: int = 50, scale: int = 1) -> Recipe:
-    """Phases of synthetic data; each dataset spec: name, preset, num, seed, kinds, rate."""
+                   seq_len: int, lr: float | dict[str, float], save_every: int = 50, scale: int = 1,
+                   tokenizer_phases: int | None = None) -> Recipe:
+    """Phases of synthetic data; each dataset spec: name, preset, num, seed, kinds, rate. The BPE
+    tokenizer is trained on the data of the first ``tokenizer_phases`` phases (default: all)."""
     phases = []
     for i, n in enumerate(steps):
         c = TrainConfig(run_dir=f"runs/{name}", precision="bf16", device="cpu", steps=n, global_batch_rows=rows,
@@ -144,8 +146,8 @@ def _shapes_recipe(name: str, phases_spec: list[list[dict]], image_size: int, st
         from molmo2.data import shapes
 
         root = Path(phases[0].run_dir)
-        manifests = []
-        for datasets, c in zip(phases_spec, phases):
+        manifests = []  # the tokenizer's corpus, in phase order
+        for i, (datasets, c) in enumerate(zip(phases_spec, phases)):
             c.data.manifests, c.data.groups, c.data.group_rates = [], {}, {}
             for d in datasets:
                 man = root / "data" / d["name"] / "data.jsonl"
@@ -155,7 +157,8 @@ def _shapes_recipe(name: str, phases_spec: list[list[dict]], image_size: int, st
                 c.data.manifests.append(str(man))
                 c.data.groups[str(man)] = d["name"]
                 c.data.group_rates[d["name"]] = d.get("rate", 1.0)
-                manifests.append(man)
+                if tokenizer_phases is None or i < tokenizer_phases:
+                    manifests.append(man)
         model_dir = root / "model-init"
         if not (model_dir / "config.json").is_file():
             write_model_dir(model_dir, tiny_shapes_config(image_size=image_size, scale=scale), _corpus_for(manifests))
@@ -196,7 +199,8 @@ def tiny_shapes() -> Recipe:
           {"name": "few", "preset": "few", "num": 6000, "seed": 1, "kinds": FIRST_KINDS, "rate": 0.6}],
          phase2, phase2, phase4, phase5],
         image_size=112, steps=[500, 600, 400, 700, 400], rows=8, seq_len=1024,
-        lr={"vit": 5e-4, "connector": 5e-4, "llm": 1e-3})
+        lr={"vit": 5e-4, "connector": 5e-4, "llm": 1e-3},
+        tokenizer_phases=2)  # the shipped tokenizer's corpus; later phases speak the same templated language
     for late in r.phases[2:]:
         late.optim.lr = {k: v / 2 for k, v in late.optim.lr.items()}
         late.optim.warmup = {"vit": 50, "connector": 50, "llm": 50}

@@ -49,3 +49,22 @@ def test_bad_overrides_exit_2_with_the_valid_keys(capsys):
     assert "['connector', 'llm', 'vit']" in capsys.readouterr().err
     assert main(["train", "--recipe", "nope"]) == 2
     assert main(["train", "--recipe", "debug-cpu", "--dry-run", "--set", "phase3.steps=1"]) == 2
+
+
+def test_shapes_recipe_tokenizer_comes_from_the_named_phases_only(tmp_path):
+    """A later phase's data must not change the tokenizer (else adding a phase to a recipe would
+    change the vocabulary a from-scratch run trains, and the shipped model would not reproduce)."""
+    from molmo2.train.recipes import _shapes_recipe
+
+    def prepared(run, later_seed, tokenizer_phases):
+        first = [{"name": "a", "preset": "single", "num": 4, "seed": 1, "kinds": ("pointing",)}]
+        later = [{"name": f"b{later_seed}", "preset": "few", "num": 4, "seed": later_seed, "kinds": ("caption",)}]
+        r = _shapes_recipe("t", [first, later], image_size=56, steps=[1, 1], rows=2, seq_len=256, lr=1e-3,
+                           scale=4, tokenizer_phases=tokenizer_phases)
+        for c in r.phases:
+            c.run_dir = str(tmp_path / run)
+        r.prepare(r.phases)
+        return (tmp_path / run / "model-init" / "tokenizer.json").read_bytes()
+
+    assert prepared("x", 2, 1) == prepared("y", 3, 1)
+    assert prepared("z", 2, None) != prepared("w", 3, None)
