@@ -57,7 +57,7 @@ def _generate(args: argparse.Namespace) -> int:
     prompt = processor.render([{"role": "user", "content": content}])
     enc = processor.encode(prompt, args.image, video_frames=frames, timestamps=timestamps)
 
-    model = load_model(model_dir, dtype=getattr(torch, DTYPES[args.dtype]), device=args.device)
+    model = load_model(model_dir, dtype=getattr(torch, DTYPES[args.dtype]), device=args.device, decode_layout=True)
     visual = VisualInputs(enc.pixel_values, enc.pooling) if enc.pixel_values is not None else None
     params = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                             top_p=args.top_p, top_k=args.top_k, seed=args.seed)

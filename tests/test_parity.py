@@ -118,6 +118,58 @@ def test_logits_and_greedy_tokens_match(loaded, case):
     assert ours_tokens.token_ids == ref_tokens.tolist()
 
 
+@pytest.fixture(scope="module")
+def decode_layout(reference):
+    _, _, ckpt = reference
+    return load_model(ckpt, decode_layout=True)
+
+
+def test_decode_layout_stores_decoder_weights_column_major(loaded, decode_layout):
+    """Same values as the default load; the decoder's and the head's Linear weights have transposed
+    strides, everything else is untouched; saving writes the same checkpoint."""
+    _, _, ours, _ = loaded
+    linears = {f"text.{n}.weight" for n, m in decode_layout.text.named_modules() if isinstance(m, torch.nn.Linear)}
+    linears.add("lm_head.weight")
+    assert len(linears) > 2
+    sa, sb = ours.state_dict(), decode_layout.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+        if k in linears:
+            assert sb[k].stride() == (1, sb[k].shape[0]), k
+        else:
+            assert sb[k].is_contiguous(), k
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_decode_layout_matches_reference(loaded, decode_layout, case):
+    _, ref, _, proc = loaded
+    enc = _encode(proc, case)
+    kwargs = _reference_inputs(enc, decode_layout.cfg, CASES[case].get("video", False))
+    visual = VisualInputs(enc.pixel_values, enc.pooling) if enc.pixel_values is not None else None
+    with torch.no_grad():
+        want = ref(**kwargs).logits
+        got = decode_layout(enc.input_ids[None], visual)
+    assert (got - want).abs().max().item() <= ATOL
+    ref_tokens = ref.generate(**kwargs, max_new_tokens=32, min_new_tokens=32, do_sample=False)[0, enc.input_ids.shape[0]:]
+    ours_tokens = generate(decode_layout, enc.input_ids[None], visual=visual, params=SamplingParams(max_new_tokens=32))[0]
+    assert ours_tokens.token_ids == ref_tokens.tolist()
+
+
+def test_decode_layout_round_trip(reference, decode_layout, tmp_path):
+    _, _, ckpt = reference
+    out = save_pretrained(decode_layout, tmp_path / "again", source_dir=ckpt)
+    b = load_model(out)
+    sa, sb = decode_layout.state_dict(), b.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_decode_layout_is_float32_cpu_only(reference):
+    _, _, ckpt = reference
+    b16 = load_model(ckpt, dtype=torch.bfloat16, decode_layout=True)
+    assert all(p.is_contiguous() for p in b16.parameters())
+
+
 @pytest.mark.parametrize("case", ["three_images", "video"])
 def test_uint8_and_float_pixels_give_identical_outputs(loaded, case):
     """The processor's uint8 pixels, normalized inside the ViT, give exactly what the reference's float32
@@ -253,3 +305,19 @@ def test_model_normalizes_with_the_processors_mean_and_std(reference, tmp_path):
     Molmo2(model, proc)  # consistent: fine
     with pytest.raises(Molmo2Error, match="same model directory"):
         Molmo2(model, Molmo2Processor.from_pretrained(ckpt))
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 768), (2, 37, 64), (3, 5, 4, 16), (300, 2560)])
+def test_fused_rms_norm_is_bitwise_the_explicit_formula(shape):
+    """fp32 RMSNorm takes torch's fused kernel; it must equal x * rsqrt(mean(x^2) + eps) * w exactly, the
+    formula the reference uses (the bf16 path computes it step by step)."""
+    from molmo2.model.text import RMSNorm
+
+    torch.manual_seed(0)
+    norm = RMSNorm(shape[-1], 1e-6)
+    with torch.no_grad():
+        norm.weight.normal_()
+        for scale in (1e-3, 1.0, 1e3):
+            x = torch.randn(shape) * scale
+            want = norm.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6))
+            assert torch.equal(norm(x), want)

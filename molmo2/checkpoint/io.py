@@ -184,8 +184,16 @@ def load_model(
     dtype: torch.dtype = torch.float32,
     device: str | torch.device = "cpu",
     progress: Callable[[int, int], None] | None = None,
+    decode_layout: bool = False,
 ) -> Molmo2Model:
-    """Build a ``Molmo2Model`` from a model directory (hub or transformers layout), strictly."""
+    """Build a ``Molmo2Model`` from a model directory (hub or transformers layout), strictly.
+
+    ``decode_layout``: for inference in float32 on the CPU, store the text decoder's and the LM head's
+    Linear weights column-major (same values and shape, transposed strides), read straight into that
+    layout. A decode step multiplies one row by every weight, and that single-row product is about 1.3x
+    faster over a column-major weight on this kind of CPU (``bench/bench_model.py``); prefill
+    matrix products run equally fast either way. Ignored for other dtypes and devices (bf16's
+    single-row kernel is fastest row-major). Not for training: parameters stay non-contiguous."""
     model_dir = resolve_model_dir(model_dir)
     cfg = read_config(model_dir)
     shards = _shard_files(model_dir)
@@ -203,6 +211,8 @@ def load_model(
         cfg.tie_word_embeddings,
     )
     model = model.to_empty(device=device).to(dtype)
+    if decode_layout and dtype == torch.float32 and torch.device(device).type == "cpu":
+        _column_major_linears(model)
     targets = dict(model.named_parameters())
 
     by_shard: dict[Path, list[hf.Copy]] = {}
@@ -225,6 +235,18 @@ def load_model(
                     if progress:
                         progress(done, len(plan))
     return model.eval()
+
+
+def _column_major_linears(model: Molmo2Model) -> None:
+    """Re-allocate (uninitialized) the decoder's and LM head's Linear weights with column-major strides."""
+    for module in [*model.text.modules(), model.lm_head]:
+        if isinstance(module, torch.nn.Linear):
+            w = module.weight
+            out_features, in_features = w.shape
+            module.weight = torch.nn.Parameter(
+                torch.empty_strided((out_features, in_features), (1, out_features), dtype=w.dtype, device=w.device),
+                requires_grad=w.requires_grad,
+            )
 
 
 def save_pretrained(

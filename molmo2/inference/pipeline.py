@@ -297,7 +297,7 @@ class Molmo2:
         model_dir = resolve_model_dir(name_or_path)
         processor = Molmo2Processor.from_pretrained(model_dir)
         load_progress = None if progress is None else (lambda done, total: progress("load", done, total))
-        model = load_model(model_dir, dtype=dtype, device=device, progress=load_progress)
+        model = load_model(model_dir, dtype=dtype, device=device, progress=load_progress, decode_layout=True)
         return cls(model, processor, cache_size=cache_size, max_frames=max_frames, max_fps=max_fps,
                    progress=progress)
 
