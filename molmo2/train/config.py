@@ -51,7 +51,11 @@ class TrainConfig:
     precision: str = "bf16"  # "fp32" | "bf16" (autocast; master weights stay fp32)
     activation_checkpointing: bool = False
     freeze: list[str] = field(default_factory=list)  # parts: vit, connector, llm
+    # zero gradient for the base-vocabulary rows of text.embed (the official default); the Molmo2
+    # special-token rows still train (connector LR). lm_head is a separate parameter: it trains unless
+    # freeze_lm_head, or the model is tied (tie_word_embeddings), where it is frozen with the rows
     freeze_base_embedding: bool = True
+    freeze_lm_head: bool = False  # the 4B recipes set it: the official 4B head is its frozen tied embedding
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)

@@ -2,7 +2,8 @@
 its own gradient clipping (training.md §1.1).
 
 Parts: ``vit`` (the vision transformer), ``connector`` (pooling + projector, plus the extra embedding
-rows of the Molmo2 special tokens when the base embedding is frozen) and ``llm`` (everything else).
+rows of the Molmo2 special tokens when the base embedding is frozen) and ``llm`` (everything else,
+``lm_head`` included).
 The schedule of a group: linear warmup from 0 to its peak over ``warmup`` steps, then cosine to
 ``alpha_f * peak`` at ``max_steps``; steps count from 1 (the LR of the first update uses step 1).
 """
@@ -13,6 +14,8 @@ import math
 from dataclasses import dataclass, field
 
 import torch
+
+from molmo2.errors import ConfigError
 
 PARTS = ("vit", "connector", "llm")
 
@@ -38,22 +41,29 @@ def part_of(name: str) -> str:
 
 
 def param_groups(model: torch.nn.Module, cfg: OptimConfig, frozen: set[str] = frozenset(),
-                 freeze_base_embedding: bool = False) -> list[dict]:
+                 freeze_base_embedding: bool = False, freeze_lm_head: bool = False) -> list[dict]:
     """Groups for ``torch.optim.AdamW``; parts in ``frozen`` get ``requires_grad=False`` and no group.
 
-    ``freeze_base_embedding``: the base-vocabulary rows of the token embedding get no gradient (the
-    official default); the Molmo2 special-token rows then train with the connector's LR.
+    ``freeze_base_embedding`` (the official ``ft_embedding="lm_head"``): the base-vocabulary rows
+    ``text.embed[:vocab_size]`` get a zero gradient in every step (``zero_frozen_rows``, before
+    clipping), so AdamW never moves them; the Molmo2 special-token rows after them train, with the
+    connector's LR. It does not touch ``lm_head``, which is a separate parameter and trains with the
+    LLM, except when ``freeze_lm_head`` is set or the model ties its head to the embedding
+    (``tie_word_embeddings``): then the head is frozen too, as in the official Molmo2-4B runs, where
+    the head *is* the frozen embedding, so head and embedding rows stay equal. A tied model with a
+    trainable embedding is refused (the head would drift from the rows it is tied to).
     """
+    tied = bool(getattr(model.cfg, "tie_word_embeddings", False))
+    freeze_head = freeze_lm_head or (tied and freeze_base_embedding)
     groups: dict[str, list] = {p: [] for p in PARTS}
     names: dict[str, list[str]] = {p: [] for p in PARTS}
     for name, p in model.named_parameters():
         part = part_of(name)
-        if name.endswith("text.embed") and freeze_base_embedding:
+        if name == "text.embed" and freeze_base_embedding:
             part = "connector"
-            vocab = model.cfg.text.vocab_size
-            if p.requires_grad and not getattr(p, "_molmo2_base_frozen", False):
-                p.register_hook(lambda g, v=vocab: torch.cat([torch.zeros_like(g[:v]), g[v:]]))
-                p._molmo2_base_frozen = True
+            p._molmo2_frozen_rows = model.cfg.text.vocab_size
+        if name == "lm_head.weight" and freeze_head:
+            p.requires_grad_(False)
         if part in frozen:
             p.requires_grad_(False)
             continue
@@ -61,13 +71,31 @@ def param_groups(model: torch.nn.Module, cfg: OptimConfig, frozen: set[str] = fr
             continue
         groups[part].append(p)
         names[part].append(name)
+    trained = {n for part in PARTS for n in names[part]}
+    if tied and not freeze_base_embedding and trained & {"text.embed", "lm_head.weight"}:
+        raise ConfigError("the model ties lm_head to the token embedding (tie_word_embeddings) but they would train "
+                         "apart: set freeze_base_embedding=true (the official recipe; the head is then frozen too), "
+                         "or untie the head by setting tie_word_embeddings to false in the model's config.json")
     return [{"name": part, "params": groups[part], "param_names": names[part], "lr": cfg.lr[part],
              "peak_lr": cfg.lr[part], "warmup": cfg.warmup[part]}
             for part in PARTS if groups[part]]
 
 
-def build_optimizer(model: torch.nn.Module, cfg: OptimConfig, frozen=frozenset(), freeze_base_embedding=False):
-    groups = param_groups(model, cfg, set(frozen), freeze_base_embedding)
+def zero_frozen_rows(optimizer: torch.optim.Optimizer) -> None:
+    """Zero the gradient rows that ``freeze_base_embedding`` freezes (plain or FSDP2-sharded)."""
+    from molmo2.train.parallel import local_rows
+
+    for g in optimizer.param_groups:
+        for p in g["params"]:
+            num_rows = getattr(p, "_molmo2_frozen_rows", 0)
+            if num_rows and p.grad is not None:
+                local, start = local_rows(p.grad)
+                local[: max(0, num_rows - start)].zero_()
+
+
+def build_optimizer(model: torch.nn.Module, cfg: OptimConfig, frozen=frozenset(), freeze_base_embedding=False,
+                    freeze_lm_head=False):
+    groups = param_groups(model, cfg, set(frozen), freeze_base_embedding, freeze_lm_head)
     if not groups:
         raise ValueError("every part of the model is frozen; nothing to train")
     return torch.optim.AdamW(groups, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)

@@ -7,6 +7,9 @@ and nowhere else in the package.
   ``torch.utils.checkpoint`` without renaming any parameter (checkpoints stay in the hub layout).
 - ``apply_fsdp2``: ``fully_shard`` on every LLM block, every ViT block, the connector, then the root
   (fp32 master weights; bf16 compute comes from autocast).
+- ``local_rows``: the local block of a dim-0-sharded tensor and its first global row, for row-wise
+  gradient masks (a ``register_hook`` on a sharded parameter never fires: FSDP2 computes gradients
+  on the unsharded copy and assigns the reduced shard to ``.grad``).
 - all-reduce helpers that are no-ops in a single process.
 
 Context parallelism for the long-context stage (planned, not implemented: it cannot be tested on
@@ -41,6 +44,21 @@ def init_distributed(device: str) -> tuple[int, int]:
 
 def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def local_rows(t: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """(this rank's rows of ``t``, index of its first row in the full tensor); ``t`` itself and 0 when
+    ``t`` is not a DTensor. FSDP2 shards dim 0 like ``torch.chunk``: ``ceil(n / world)`` rows per rank."""
+    from torch.distributed.tensor import DTensor, Shard
+
+    if not isinstance(t, DTensor):
+        return t, 0
+    assert t.device_mesh.ndim == 1 and t.placements == (Shard(0),), t.placements
+    local = t.to_local()
+    chunk = -(-t.shape[0] // t.device_mesh.size())
+    start = min(t.device_mesh.get_local_rank() * chunk, t.shape[0])
+    assert local.shape[0] == min(chunk, t.shape[0] - start), (local.shape, t.shape, start)
+    return local, start
 
 
 def all_reduce_sum(x: float, device) -> float:

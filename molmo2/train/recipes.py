@@ -48,7 +48,8 @@ def _released(size: str, stage: str) -> Recipe:
     steps, micro, seq_len, crops, image_weight, frames, weighting, seed, save_every, lr, warmup = _STAGES[stage]
     c = TrainConfig(precision="bf16", activation_checkpointing=True, device="cuda", global_batch_rows=128,
                     freeze_base_embedding=True, run_dir=f"runs/{stage}-{size}", steps=steps,
-                    micro_batch_rows=micro, save_every=save_every, keep_last=1)
+                    micro_batch_rows=micro, save_every=save_every, keep_last=1,
+                    freeze_lm_head=size == "4b")  # official 4B: the head is the tied, frozen embedding
     c.data.seq_len, c.data.max_crops_per_row, c.data.image_weight = seq_len, crops, image_weight
     c.data.max_frames, c.data.weighting, c.data.seed = frames, weighting, seed
     c.optim = OptimConfig(lr=dict(zip(("connector", "vit", "llm"), lr)),

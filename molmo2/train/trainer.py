@@ -35,7 +35,7 @@ from molmo2.train.checkpointing import (
 )
 from molmo2.train.config import TrainConfig
 from molmo2.train.data import DataSettings, Mixture, Preparer, Source, Stream, TrainItem
-from molmo2.train.optim import build_optimizer, clip_per_group, set_lrs
+from molmo2.train.optim import build_optimizer, clip_per_group, set_lrs, zero_frozen_rows
 from molmo2.train.packing import Packer, PackItem
 
 
@@ -72,7 +72,8 @@ def init_weights(model: Molmo2Model, seed: int, std: float = 0.02) -> None:
     small, though: at unit gain their near-uniform attention adds the same vector to every patch and
     the features start 0.95 cosine-similar, so after the LLM's RMSNorm all patches look alike. Small,
     the features start as patch content + position. The sin-cos start gives every patch a readable
-    position from step 0 (as MAE's fixed table does)."""
+    position from step 0 (as MAE's fixed table does). A tied model (``tie_word_embeddings``) starts
+    with its head equal to the base rows of the embedding."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -89,6 +90,8 @@ def init_weights(model: Molmo2Model, seed: int, std: float = 0.02) -> None:
                 p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p.shape[1]))
             else:
                 p.copy_(torch.randn(p.shape, generator=g) * std)
+        if model.cfg.tie_word_embeddings:
+            model.lm_head.weight.copy_(model.text.embed[: model.cfg.text.vocab_size])
 
 
 def sincos_2d(num_positions: int, dim: int) -> torch.Tensor:
@@ -182,7 +185,8 @@ class Trainer:
             parallel.apply_activation_checkpointing(self.model)
         if self.world > 1:
             parallel.apply_fsdp2(self.model)
-        self.optimizer = build_optimizer(self.model, cfg.optim, set(cfg.freeze), cfg.freeze_base_embedding)
+        self.optimizer = build_optimizer(self.model, cfg.optim, set(cfg.freeze), cfg.freeze_base_embedding,
+                                         cfg.freeze_lm_head)
         self.rows = self._build_rows()
         if resume is not None:
             self._resume(resume)
@@ -263,6 +267,7 @@ class Trainer:
             correct += sums.correct
             n_tokens += b.num_tokens
         self.step += 1
+        zero_frozen_rows(self.optimizer)
         grad_norms = clip_per_group(self.optimizer, cfg.optim.max_grad_norm)
         lrs = set_lrs(self.optimizer, self.step, cfg.steps, cfg.optim.alpha_f)
         self.optimizer.step()

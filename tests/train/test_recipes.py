@@ -27,6 +27,9 @@ def test_debug_cpu_trains_end_to_end_and_exports_a_loadable_model(tmp_path, caps
 def test_released_recipes_have_the_official_numbers(name):
     c = get_recipe(name).phases[0]
     assert c.global_batch_rows == 128 and c.precision == "bf16"
+    # the official ft_embedding="lm_head": base embedding rows frozen; for the weight-tied 4B the head is
+    # that frozen embedding, so it is frozen too (training.md §1.1)
+    assert c.freeze_base_embedding and c.freeze_lm_head == name.endswith("-4b")
     if name.startswith("pretrain"):
         assert (c.steps, c.data.seq_len, c.optim.lr["connector"], c.optim.lr["vit"], c.optim.lr["llm"]) == \
             (31_000, 2536, 2e-4, 6e-6, 2e-5)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from molmo2.data.schema import Annotation, Example, Media, write_jsonl
 from molmo2.errors import ConfigError
@@ -117,3 +118,33 @@ def test_config_errors_are_clear(model_dir, manifest, tmp_path):
         Trainer(make_cfg(tmp_path, manifest, tmp_path / "r"))
     with pytest.raises(ConfigError, match="unknown key"):
         make_cfg(model_dir, manifest, tmp_path / "r", **{"data.seqlen": 3})
+
+
+def test_frozen_embedding_rows_and_head(model_dir, manifest, tmp_path):
+    """freeze_base_embedding: the base-vocabulary rows never move, the Molmo2 special-token rows train;
+    freeze_lm_head also freezes the (separate) head."""
+    t = Trainer(make_cfg(model_dir, manifest, tmp_path / "run", steps=2, save_every=0, freeze_base_embedding=True,
+                         freeze_lm_head=True), log=lambda m: None)
+    vocab = t.model_cfg.text.vocab_size
+    embed, head = t.model.text.embed.detach().clone(), t.model.lm_head.weight.detach().clone()
+    t.fit()
+    assert torch.equal(t.model.text.embed[:vocab], embed[:vocab])
+    assert not torch.equal(t.model.text.embed[vocab:], embed[vocab:])
+    assert torch.equal(t.model.lm_head.weight, head) and not t.model.lm_head.weight.requires_grad
+    names = {g["name"]: g["param_names"] for g in t.optimizer.param_groups}
+    assert "text.embed" in names["connector"] and "lm_head.weight" not in names["llm"]
+
+
+def test_tied_head_cannot_train_apart_from_the_embedding(manifest, tmp_path):
+    from helpers import tiny_model_dir
+
+    from molmo2.config import Molmo2Config
+
+    cfg = Molmo2Config.from_name("tiny")
+    cfg.tie_word_embeddings = True
+    tied = tiny_model_dir(tmp_path / "tied", cfg)
+    with pytest.raises(ConfigError, match="tie_word_embeddings"):
+        Trainer(make_cfg(tied, manifest, tmp_path / "r", freeze_base_embedding=False), log=lambda m: None)
+    t = Trainer(make_cfg(tied, manifest, tmp_path / "r", freeze_base_embedding=True), log=lambda m: None)
+    assert torch.equal(t.model.lm_head.weight, t.model.text.embed[: cfg.text.vocab_size])  # init=random ties too
+    assert not t.model.lm_head.weight.requires_grad
