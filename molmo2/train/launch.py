@@ -2,7 +2,8 @@
 
 ``--set key=value`` applies to every phase; ``--set phase2.key=value`` to one phase. Each phase
 starts from the previous phase's last checkpoint unless its ``model`` is set. The final weights are
-exported as a plain model directory, ``<run_dir>/final``.
+exported as a plain model directory, ``<run_dir>/final`` (LoRA adapters merged in), by rank 0 when
+launched under torchrun while the other ranks wait.
 """
 
 from __future__ import annotations
@@ -58,16 +59,24 @@ def run(recipe_name: str, sets: list[str], dry_run: bool = False, run_dir: str |
         last = latest_checkpoint(Path(c.run_dir))
     final = root / "final"
     if last is not None:
-        lora = phases[-1].lora
-        if lora.rank:
-            from molmo2.train.lora import export_merged
+        from molmo2.train import parallel
 
-            export_merged(last, final, lora.rank, lora.alpha, lora.targets)  # atomic (save_pretrained)
-        else:
-            tmp = root / "final.tmp"
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree(last / "model", tmp)
-            shutil.rmtree(final, ignore_errors=True)
-            tmp.rename(final)
-        log(f"final model: {final}")
+        if parallel.get_rank() == 0:  # under torchrun: one writer, from the checkpoint's full tensors
+            export_final(last, final, phases[-1].lora)
+            log(f"final model: {final}")
+        parallel.barrier()
     return final
+
+
+def export_final(ckpt: Path, final: Path, lora) -> None:
+    """The last checkpoint's weights as a plain model directory (LoRA adapters merged in)."""
+    if lora.rank:
+        from molmo2.train.lora import export_merged
+
+        export_merged(ckpt, final, lora.rank, lora.alpha, lora.targets)  # atomic (save_pretrained)
+        return
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(ckpt / "model", tmp)
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)

@@ -5,9 +5,15 @@ extra parameters, ``lora_a [r, in]`` (random) and ``lora_b [out, r]`` (zeros, so
 base model), and a forward hook that adds ``(x @ A^T @ B^T) * alpha / r``. No module is replaced, so the
 base parameter names stay those of the checkpoint layout.
 
+Under FSDP2 the adapters are ordinary parameters of the block they sit in, sharded with it: FSDP2
+allows frozen and trainable parameters in one unit and reduce-scatters only the gradients that
+exist, so nothing is replicated by hand. Adapters are applied and (on resume) loaded before
+``fully_shard``, on every rank from the same files.
+
 Checkpoints of a LoRA run keep the frozen base weights in ``model/`` and the adapters in
-``lora.safetensors`` (resuming is exact); ``merge_lora`` folds the adapters into the weights for export,
-giving a normal model directory that ``Molmo2.from_pretrained`` loads.
+``lora.safetensors`` (full tensors, written by rank 0; resuming is exact); ``export_merged`` folds the
+adapters into the weights for export, giving a normal model directory that ``Molmo2.from_pretrained``
+loads.
 """
 
 from __future__ import annotations
@@ -48,6 +54,27 @@ def apply_lora(model: nn.Module, rank: int, alpha: float, targets: list[str], se
     return done
 
 
+def load_adapters(model: nn.Module, path: Path) -> None:
+    """Copy ``lora.safetensors`` into the adapters of ``model`` (unsharded: call before ``fully_shard``);
+    every adapter of the model must be in the file and nothing else."""
+    from safetensors.torch import load_file
+
+    from molmo2.errors import CheckpointError
+
+    adapters = load_file(path)
+    params = {k: v for k, v in model.named_parameters() if is_lora(k)}
+    if adapters.keys() != params.keys():
+        missing, extra = sorted(params.keys() - adapters.keys()), sorted(adapters.keys() - params.keys())
+        raise CheckpointError(f"{path} does not match the LoRA config (lora.rank/targets): missing {missing[:4]}, "
+                              f"unexpected {extra[:4]}")
+    with torch.no_grad():
+        for k, v in adapters.items():
+            if v.shape != params[k].shape:
+                raise CheckpointError(f"{path}: {k} has shape {tuple(v.shape)}, the model {tuple(params[k].shape)}; "
+                                      "is lora.rank the one of the run?")
+            params[k].copy_(v)
+
+
 def is_lora(name: str) -> bool:
     return name.endswith(".lora_a") or name.endswith(".lora_b")
 
@@ -73,15 +100,11 @@ def merged_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def export_merged(ckpt: Path, out_dir: Path, rank: int, alpha: float, targets: list[str]) -> Path:
-    """A LoRA run's checkpoint (base ``model/`` + ``lora.safetensors``) -> one merged model directory."""
-    from safetensors.torch import load_file
-
+    """A LoRA run's checkpoint (base ``model/`` + ``lora.safetensors``) -> one merged model directory.
+    Reads full tensors from the checkpoint files, so under torchrun one rank (rank 0) calls it."""
     from molmo2.checkpoint import load_model, save_pretrained
 
     model = load_model(ckpt / "model")
     apply_lora(model, rank, alpha, targets)
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for k, v in load_file(ckpt / "lora.safetensors").items():
-            params[k].copy_(v)
+    load_adapters(model, ckpt / "lora.safetensors")
     return save_pretrained(merged_state(model), out_dir, source_dir=ckpt / "model", cfg=model.cfg)

@@ -6,7 +6,9 @@ and nowhere else in the package.
 - ``apply_activation_checkpointing``: wraps each ViT and LLM block's forward in non-reentrant
   ``torch.utils.checkpoint`` without renaming any parameter (checkpoints stay in the hub layout).
 - ``apply_fsdp2``: ``fully_shard`` on every LLM block, every ViT block, the connector, then the root
-  (fp32 master weights; bf16 compute comes from autocast).
+  (fp32 master weights; bf16 compute comes from autocast). Frozen and trainable parameters may share
+  a unit (FSDP2 reduce-scatters only the gradients that exist), so LoRA adapters are sharded with the
+  frozen Linear they belong to and need nothing special.
 - ``local_rows``: the local block of a dim-0-sharded tensor and its first global row, for row-wise
   gradient masks (a ``register_hook`` on a sharded parameter never fires: FSDP2 computes gradients
   on the unsharded copy and assigns the reduced shard to ``.grad``).
@@ -44,6 +46,10 @@ def init_distributed(device: str) -> tuple[int, int]:
 
 def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def get_rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
 
 
 def local_rows(t: torch.Tensor) -> tuple[torch.Tensor, int]:

@@ -176,11 +176,11 @@ class Trainer:
         self.model = self._build_model(resume)
         self.model_cfg = self.model.cfg
         if cfg.lora.rank:
-            from molmo2.train.lora import apply_lora
+            from molmo2.train.lora import apply_lora, load_adapters
 
             apply_lora(self.model, cfg.lora.rank, cfg.lora.alpha, cfg.lora.targets, seed=cfg.seed)
-            if self.world > 1:
-                raise ConfigError("LoRA runs on one process for now; drop torchrun or set lora.rank=0")
+            if resume is not None:
+                load_adapters(self.model, resume / "lora.safetensors")  # full tensors, before sharding
         if cfg.activation_checkpointing:
             parallel.apply_activation_checkpointing(self.model)
         if self.world > 1:
@@ -226,14 +226,6 @@ class Trainer:
     def _resume(self, ckpt: Path) -> None:
         state = json.loads((ckpt / "trainer.json").read_text())
         self.step = int(state["step"])
-        if self.cfg.lora.rank:
-            from safetensors.torch import load_file
-
-            adapters = load_file(ckpt / "lora.safetensors")
-            params = dict(self.model.named_parameters())
-            with torch.no_grad():
-                for k, v in adapters.items():
-                    params[k].copy_(v)
         opt = optimizer_from_files(ckpt, keys_are_ints=self.world == 1)
         parallel.load_optimizer_state(self.model, self.optimizer, opt)
         self.rows.load_state_dict(state["data"][self.rank] if isinstance(state["data"], list) else state["data"])

@@ -1,5 +1,6 @@
 """FSDP2 over 2 CPU processes (gloo, launched by torchrun) trains exactly like 1 process: full
-training with a frozen base embedding (untied head, and a head tied to the embedding)."""
+training with a frozen base embedding (untied head, and a head tied to the embedding), and LoRA
+(sharded adapters, resume, rank-0 merged export)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,26 @@ hist = t.fit()
 if t.rank == 0:
     json.dump([m["loss"] for m in hist], open({out!r}, "w"))
 '''
+
+# A LoRA run through `molmo2 train`'s phase runner (fit, then the rank-0 merged export), and the same
+# run stopped at step 2 and resumed by a fresh Trainer (2 processes only).
+LORA_RUNNER = HEAD + '''
+from molmo2.train import launch, recipes, parallel
+kw = {{"data.buffer_size": 1, "lora.rank": 4, "lora.alpha": 8.0}}
+recipes.RECIPES["lora-test"] = lambda: recipes.Recipe("lora-test", [
+    make_cfg({model!r}, {manifest!r}, {run!r} + "/a", steps=4, save_every=2, **kw)])
+launch.run("lora-test", [], log=lambda m: None)
+losses = {{"a": [json.loads(x)["loss"] for x in open({run!r} + "/a/log.jsonl")] if parallel.get_rank() == 0 else []}}
+if {resume!r}:
+    Trainer(make_cfg({model!r}, {manifest!r}, {run!r} + "/b", steps=4, save_every=2, stop_at=2, **kw),
+            log=lambda m: None).fit()
+    t = Trainer(make_cfg({model!r}, {manifest!r}, {run!r} + "/b", steps=4, save_every=2, **kw), log=lambda m: None)
+    assert t.step == 2, t.step
+    losses["b"] = [m["loss"] for m in t.fit()]
+if parallel.get_rank() == 0:
+    json.dump(losses, open({out!r}, "w"))
+'''
+
 
 def _launch(tmp_path: Path, name: str, code: str, nproc: int) -> None:
     script = tmp_path / f"{name}.py"
@@ -81,3 +102,41 @@ def test_two_process_fsdp2_matches_one_process(model_dir, manifest, tmp_path, ti
         assert torch.equal(state["lm_head.weight"], init["lm_head.weight"]) == tied
         if tied:
             assert torch.equal(state["lm_head.weight"], state["text.embed"][:vocab])
+
+
+def test_two_process_lora_matches_one_process_and_resumes(model_dir, manifest, tmp_path):
+    from safetensors.torch import load_file
+
+    from molmo2 import Molmo2
+
+    runs = {}
+    for nproc in (1, 2):
+        run, out = tmp_path / f"lora{nproc}", tmp_path / f"lora{nproc}.json"
+        _launch(tmp_path, f"lora{nproc}", LORA_RUNNER.format(
+            here=str(Path(__file__).parent), model=str(model_dir), manifest=str(manifest), run=str(run),
+            out=str(out), resume=nproc == 2), nproc)
+        runs[nproc] = (json.loads(out.read_text()), run)
+    (one, run1), (two, run2) = runs[1], runs[2]
+    assert len(one["a"]) == 4 and one["a"][-1] < one["a"][0]
+    assert two["a"] == pytest.approx(one["a"], rel=1e-6)
+    assert two["b"] == two["a"][2:]  # resumed from the step-2 checkpoint: bit for bit
+
+    step4 = "checkpoints/step_000004"
+    lora1, lora2 = load_file(run1 / "a" / step4 / "lora.safetensors"), load_file(run2 / "a" / step4 / "lora.safetensors")
+    assert lora1.keys() == lora2.keys() and any("lora_b" in k and v.abs().sum() > 0 for k, v in lora2.items())
+    for k in lora1:
+        torch.testing.assert_close(lora2[k], lora1[k], atol=1e-5, rtol=1e-4, msg=k)
+    resumed = load_file(run2 / "b" / step4 / "lora.safetensors")
+    assert all(torch.equal(resumed[k], lora2[k]) for k in lora2)
+
+    # the base stays frozen; the merged export (written by rank 0) is a plain checkpoint
+    base = load_model(run2 / "a" / step4 / "model").state_dict()
+    init = _init_state(model_dir)
+    assert not any("lora" in k for k in base) and all(torch.equal(base[k], init[k]) for k in init)
+    merged = load_model(run2 / "a" / "final").state_dict()
+    assert merged.keys() == init.keys()
+    w = "text.blocks.0.attn.qkv"
+    expect = base[f"{w}.weight"] + (lora2[f"{w}.lora_b"] @ lora2[f"{w}.lora_a"]) * (8.0 / 4)
+    torch.testing.assert_close(merged[f"{w}.weight"], expect, atol=1e-6, rtol=1e-6)
+    pipe = Molmo2.from_pretrained(run2 / "a" / "final")
+    assert not any("lora" in k for k, _ in pipe.model.named_parameters())
