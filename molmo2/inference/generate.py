@@ -3,7 +3,9 @@
 Works on token ids only; the processor owns text and media. Greedy by default; temperature, top-k and
 top-p sampling with an optional seed; stops on EOS, on a caller-supplied stop check (for stop
 strings), or at ``max_new_tokens``. Several prompts run as one left-padded batch; finished rows keep
-stepping with a pad token (cheaper than reshaping the cache) and their output is cut at the stop.
+stepping with a pad token (cheaper than reshaping the cache) and their output is cut at the stop. Each row
+may have its own stop check, and ``on_row_done`` hears of a row as soon as it ends, so that a caller
+batching unrelated requests (``Molmo2.chat_batch``) can answer a short one before its batch mates finish.
 
 ``prefill_cache`` + ``generate(..., cache=)`` reuse a shared prompt prefix (e.g. the visual tokens of a
 video asked about several times): the prefix's keys/values are computed once and every later prompt
@@ -78,14 +80,17 @@ def generate(
     params: SamplingParams | None = None,
     eos_token_id: int | None = None,
     pad_token_id: int = 0,
-    stop_check: Callable[[list[int]], bool] | None = None,
+    stop_check: Callable[[list[int]], bool] | Sequence[Callable[[list[int]], bool]] | None = None,
     visual_features: torch.Tensor | None = None,
     cache: KVCache | None = None,
+    on_row_done: Callable[[int, Generated], None] | None = None,
 ) -> list[Generated]:
     """Generate for a batch ``input_ids [B, T]`` (left-padded when ``attention_mask`` has zeros).
 
     ``stop_check(tokens)`` is called on a row's generated ids after each step (e.g. to detect stop
-    strings in the decoded text); returning True ends that row.
+    strings in the decoded text); returning True ends that row. A sequence of ``B`` checks gives each
+    row its own. ``on_row_done(b, generated)`` is called once per row when it ends (EOS, its stop check,
+    or the last step), with that row's ids and finish reason and the timings so far.
 
     ``cache``: a KV cache (from ``prefill_cache``) already holding the first ``cache.length`` tokens
     of ``input_ids`` (no padding); only the rest is prefilled, so ``visual``/``visual_features`` must
@@ -108,6 +113,8 @@ def generate(
         attention_mask = attention_mask.to(device)
         if bool(attention_mask.all()):
             attention_mask = None
+    if stop_check is not None and not callable(stop_check) and len(stop_check) != B:
+        raise ValueError(f"{len(stop_check)} stop checks for a batch of {B} rows; pass one, or one per row")
     stops = set(p.stop_token_ids) | ({eos_token_id} if eos_token_id is not None else set())
     generator = None
     if p.seed is not None:
@@ -120,6 +127,14 @@ def generate(
                    attention_mask=attention_mask, cache=cache, visual_features=visual_features,
                    logits_to_keep=1)[:, -1]
     t_prefill = time.perf_counter() - t0
+
+    def row_done(b: int) -> None:
+        if on_row_done is not None:
+            decode_s = time.perf_counter() - t0 - t_prefill
+            on_row_done(b, Generated(list(outputs[b]), reasons[b], {
+                "prefill_s": t_prefill, "decode_s": decode_s, "prompt_tokens": T, "new_tokens": len(outputs[b]),
+                "cached_tokens": past}))
+
     outputs: list[list[int]] = [[] for _ in range(B)]
     reasons = ["length"] * B
     done = torch.zeros(B, dtype=torch.bool, device=device)
@@ -128,7 +143,7 @@ def generate(
     slow_onednn = device.type == "cpu" and model.dtype == torch.bfloat16 and B == 1
     with torch.backends.mkldnn.flags(enabled=False) if slow_onednn else contextlib.nullcontext():
         _decode_loop(model, p, logits, attention_mask, cache, outputs, reasons, done, stops, generator,
-                     pad_token_id, stop_check)
+                     pad_token_id, stop_check, row_done)
     elapsed = time.perf_counter() - t0
     n_new = sum(len(o) for o in outputs)
     stats = {"prefill_s": t_prefill, "decode_s": elapsed - t_prefill, "prompt_tokens": T, "new_tokens": n_new,
@@ -154,8 +169,9 @@ def prefill_cache(
 
 
 def _decode_loop(model, p, logits, attention_mask, cache, outputs, reasons, done, stops, generator,
-                 pad_token_id, stop_check) -> None:
+                 pad_token_id, stop_check, row_done) -> None:
     B = len(outputs)
+    checks = [stop_check] * B if stop_check is None or callable(stop_check) else list(stop_check)
     for step in range(p.max_new_tokens):
         next_ids = sample_next(logits, p, generator)
         next_ids = torch.where(done, torch.full_like(next_ids, pad_token_id), next_ids)
@@ -164,11 +180,16 @@ def _decode_loop(model, p, logits, attention_mask, cache, outputs, reasons, done
                 continue
             if tok in stops:
                 done[b], reasons[b] = True, "stop"
+                row_done(b)
                 continue
             outputs[b].append(tok)
-            if stop_check is not None and stop_check(outputs[b]):
+            if checks[b] is not None and checks[b](outputs[b]):
                 done[b], reasons[b] = True, "stop"
+                row_done(b)
         if bool(done.all()) or step == p.max_new_tokens - 1:
+            for b in range(B):
+                if not done[b]:  # ended by the length limit
+                    row_done(b)
             break
         if attention_mask is not None:
             attention_mask = torch.cat([attention_mask, attention_mask.new_ones(B, 1)], dim=1)

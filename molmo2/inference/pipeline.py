@@ -32,6 +32,12 @@ reports the count), ``subtitles`` (an .srt/.vtt path,
 ``"embedded"`` for the video file's own text subtitle stream, or ``(start, end, text)`` lines; given
 to the model as the released chat template's ``subtitle`` message, windowed to the sampled frames).
 Timestamps in results are on the video's own timeline (a clip's offset is added back).
+
+Batches: ``chat_batch([ChatRequest(messages, media, options), ...])`` answers independent conversations
+in one left-padded ``generate`` call (each row's visual features come from the media cache; its prompt is
+prefilled whole, so the per-media prefix KV cache is not used there); greedy answers are exactly those of
+``chat``, and each row is handed back (``on_answer``) as soon as it ends. ``molmo2 serve`` batches the
+requests waiting in its queue with it.
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ import torch
 
 from molmo2.errors import MediaError, Molmo2Error
 from molmo2.grounding import GroundingResult, Point, Track, parse
-from molmo2.inference.generate import SamplingParams, generate, prefill_cache
+from molmo2.inference.generate import Generated, SamplingParams, generate, prefill_cache
 from molmo2.inference.media import LoadedMedia, VideoOptions, load_media, media_key, media_kind
 from molmo2.model import KVCache, Molmo2Model
 from molmo2.processing import Molmo2Processor, PreparedMedia
@@ -234,6 +240,60 @@ class TextDeltas:
             self.sent = text
 
 
+@dataclass
+class ChatRequest:
+    """One conversation of ``Molmo2.chat_batch``: what ``chat(messages, media=media, **options)`` takes."""
+
+    messages: Sequence[dict]
+    media: Any = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def _batch_key(params: SamplingParams, index: int) -> Hashable:
+    """Rows with equal keys can share one batch: greedy rows whatever their top-p / top-k / seed (unused),
+    sampled rows with the same parameters and no seed (one generator serves the batch); a seeded sampled
+    row only with itself. The budget (``max_new_tokens``) is per row."""
+    stops = (tuple(params.stop_token_ids), tuple(params.stop_strings))
+    if params.temperature == 0:
+        return ("greedy", stops)
+    if params.seed is not None:
+        return ("seeded", index)
+    return ("sampled", params.temperature, params.top_p, params.top_k, stops)
+
+
+@dataclass
+class _Row:
+    """One conversation made ready for generation (``Molmo2._prepare``) and its state while generating."""
+
+    result_cls: type
+    kind: str | None
+    turns: list[dict]
+    entry: _Entry | None
+    cached: bool
+    ids: list[int]  # the prompt
+    params: SamplingParams  # max_new_tokens: this row's budget, fitted to the context
+    timings: dict[str, float]
+    t_start: float
+    deltas: TextDeltas | None  # on_text
+    should_stop: Callable[[], bool] | None
+    report: Callable[[str, int, int], None]
+    capped: bool = False  # ended by its own budget (in a batch that may run longer)
+
+    @property
+    def max_new_tokens(self) -> int:
+        return self.params.max_new_tokens
+
+    def stop_check(self, out: list[int]) -> bool:
+        """After each token of this row: progress, streaming, then its budget and ``should_stop``."""
+        self.report("generate", len(out), self.max_new_tokens)
+        if self.deltas is not None:
+            self.deltas.update(out)
+        if len(out) >= self.max_new_tokens:
+            self.capped = True
+            return True
+        return self.should_stop is not None and bool(self.should_stop())
+
+
 # ---------------------------------------------------------------------------------------------------
 # The pipeline
 # ---------------------------------------------------------------------------------------------------
@@ -340,9 +400,53 @@ class Molmo2:
         (point / count / track), ``slowfast=K``, ``subtitles`` (a list of
         ``(start, end, text)``, an ``.srt``/``.vtt`` path or ``"embedded"``; video only), ``on_text``
         (called with each new piece of the answer while it is generated; the pieces join to ``.text``;
-        not with ``windows``)."""
+        not with ``windows``), ``should_stop`` (polled after each generated token; True ends the answer
+        there, finish reason "stop"). Several independent conversations at once: ``chat_batch``."""
         turns = self._check_messages(messages)
         return self._answer(Answer, "ask", media, turns, **options)
+
+    def chat_batch(self, requests: Sequence[ChatRequest],
+                   on_answer: Callable[[int, Answer | Exception], None] | None = None) -> list[Answer | Exception]:
+        """Answer several independent conversations together: their prompts run as one left-padded batch
+        per kind of sampling (all greedy requests together; sampled ones with the same parameters and no
+        seed together; a seeded sampled request alone, so that its seed reproduces ``chat``), which costs
+        little more than the longest of them on hardware with cores to spare.
+
+        Returns one result per request, in order: the ``Answer`` that ``chat(r.messages, media=r.media,
+        **r.options)`` gives (greedy: the same text; tested), or the exception that request raised (bad
+        text or media, a prompt too long), which does not fail the others. ``on_answer(i, result)`` is
+        called as soon as request ``i`` is final: a short answer does not wait for its batch mates.
+        Options are ``chat``'s (``on_text`` streams each row) plus ``should_stop`` (polled after every
+        token of that row; True ends it there); ``windows`` is refused (use ``chat``). An error of the
+        batched generation itself (out of memory, a raising ``progress``) is raised; requests answered
+        before it have had their ``on_answer``."""
+        results: list[Any] = [None] * len(requests)
+
+        def deliver(i: int, result: Any) -> None:
+            results[i] = result
+            if on_answer is not None:
+                on_answer(i, result)
+
+        groups: list[list[tuple[int, _Row]]] = []
+        for i, req in enumerate(requests):
+            try:
+                if "windows" in req.options:
+                    raise Molmo2Error("windows=(length, overlap) asks several questions per video; pass it to "
+                                      "chat() or the verbs, not to chat_batch()")
+                row = self._prepare(Answer, "ask", req.media, self._check_messages(req.messages), **req.options)
+            except Exception as e:  # this request's own error: the others go on
+                deliver(i, e)
+                continue
+            key = _batch_key(row.params, i)
+            for group in groups:
+                if _batch_key(group[0][1].params, group[0][0]) == key:
+                    group.append((i, row))
+                    break
+            else:
+                groups.append([(i, row)])
+        for group in groups:
+            self._generate_batch(group, deliver)
+        return results
 
     # -------------------------------------------------------------------------------- cache API
     def cache_info(self) -> CacheInfo:
@@ -465,6 +569,69 @@ class Molmo2:
         media: Any,
         turns: list[dict],
         *,
+        windows: tuple[float, float] | None = None,
+        **options: Any,
+    ) -> Answer:
+        if windows is not None:
+            if options.get("on_text") is not None:
+                raise Molmo2Error("on_text streams one answer; with windows the answer is merged from several, "
+                                  "so it cannot be streamed (leave out on_text or windows)")
+            options.pop("on_text", None)
+            return self._windowed(result_cls, verb, media, turns, windows, **options)
+        row = self._prepare(result_cls, verb, media, turns, **options)
+        return self._finish(row, self._generate_row(row))
+
+    def _generate_row(self, row: _Row) -> Generated:
+        """One row on its own, reusing (or building) its media's prompt-prefix KV cache."""
+        self._report("generate", 0, row.max_new_tokens)
+        if row.entry is None or row.entry.features is None:
+            tok = self.processor.tokenizer
+            out = generate(self.model, torch.tensor([row.ids]), params=row.params, eos_token_id=tok.eos_id,
+                           pad_token_id=tok.pad_id, stop_check=row.stop_check)[0]
+        else:
+            out = self._generate_with_prefix(row.entry, row.ids, row.params, row.stop_check, row.cached, row.timings)
+        self._report("generate", row.max_new_tokens, row.max_new_tokens)
+        return out
+
+    def _generate_batch(self, group: list[tuple[int, _Row]], deliver: Callable[[int, Any], None]) -> None:
+        """Rows of one sampling kind as one left-padded batch (visual features concatenated in row order,
+        as the model adds them onto the ``<im_patch>`` tokens of the batch in order); each row is delivered
+        as soon as it ends. The batch runs to its longest budget; rows stop at their own."""
+        if len(group) == 1:
+            i, row = group[0]
+            deliver(i, self._finish(row, self._generate_row(row)))
+            return
+        tok = self.processor.tokenizer
+        T = max(len(row.ids) for _, row in group)
+        ids_BT = torch.full((len(group), T), tok.pad_id, dtype=torch.long)
+        mask_BT = torch.zeros_like(ids_BT)
+        for b, (_, row) in enumerate(group):
+            ids_BT[b, T - len(row.ids):] = torch.tensor(row.ids)
+            mask_BT[b, T - len(row.ids):] = 1
+        features = [row.entry.features for _, row in group if row.entry is not None and row.entry.features is not None]
+        params = dataclasses.replace(group[0][1].params, max_new_tokens=max(row.max_new_tokens for _, row in group))
+
+        def row_done(b: int, out: Generated) -> None:
+            i, row = group[b]
+            try:
+                answer: Any = self._finish(row, out)
+            except Exception as e:  # (a bug in one row's answer must not take its batch mates with it)
+                answer = e
+            deliver(i, answer)
+
+        self._report("generate", 0, params.max_new_tokens)
+        generate(self.model, ids_BT, attention_mask=mask_BT, params=params, eos_token_id=tok.eos_id,
+                 pad_token_id=tok.pad_id, stop_check=[row.stop_check for _, row in group],
+                 visual_features=torch.cat(features) if features else None, on_row_done=row_done)
+        self._report("generate", params.max_new_tokens, params.max_new_tokens)
+
+    def _prepare(
+        self,
+        result_cls: type,
+        verb: str,
+        media: Any,
+        turns: list[dict],
+        *,
         max_new_tokens: int | None = None,
         sampling: SamplingParams | None = None,
         max_frames: int | None = None,
@@ -472,16 +639,11 @@ class Molmo2:
         clip: tuple[float, float] | None = None,
         subtitles: Any = None,
         slowfast: int | None = None,
-        windows: tuple[float, float] | None = None,
         on_text: Callable[[str], None] | None = None,
-    ) -> Answer:
-        if windows is not None:
-            if on_text is not None:
-                raise Molmo2Error("on_text streams one answer; with windows the answer is merged from several, "
-                                  "so it cannot be streamed (leave out on_text or windows)")
-            return self._windowed(result_cls, verb, media, turns, windows, max_new_tokens=max_new_tokens,
-                                  sampling=sampling, max_frames=max_frames, max_fps=max_fps, clip=clip,
-                                  subtitles=subtitles, slowfast=slowfast)
+        should_stop: Callable[[], bool] | None = None,
+    ) -> _Row:
+        """Everything before generation: options checked, the media decoded and encoded (or from the cache),
+        the prompt rendered and tokenized, the answer budget fitted to the context."""
         t_start = time.perf_counter()
         timings: dict[str, float] = {"media": 0.0, "vision": 0.0}
         kind = None if media is None else media_kind(media)
@@ -521,38 +683,26 @@ class Molmo2:
         if len(ids) + max_new_tokens > limit:  # an upper bound: generate at most what fits the context
             max_new_tokens = limit - len(ids)
             params = dataclasses.replace(params, max_new_tokens=max_new_tokens)
+        return _Row(result_cls, kind, turns, entry, cached, ids, params, timings, t_start,
+                    None if on_text is None else TextDeltas(self.processor.decode, on_text), should_stop, self._report)
 
-        tok = self.processor.tokenizer
-        deltas = None if on_text is None else TextDeltas(self.processor.decode, on_text)
-
-        def stop_check(out: list[int]) -> bool:
-            self._report("generate", len(out), max_new_tokens)
-            if deltas is not None:
-                deltas.update(out)
-            return False
-
-        self._report("generate", 0, max_new_tokens)
-        if entry is None or entry.features is None:
-            out = generate(self.model, enc.input_ids[None], params=params, eos_token_id=tok.eos_id,
-                           pad_token_id=tok.pad_id, stop_check=stop_check)[0]
-        else:
-            out = self._generate_with_prefix(entry, ids, params, stop_check, cached, timings)
-        self._report("generate", max_new_tokens, max_new_tokens)
+    def _finish(self, row: _Row, out: Generated) -> Answer:
+        """The answer of a generated row: its text (the last streamed piece sent), grounding and timings."""
         text = self.processor.decode(out.token_ids).strip()
-        if deltas is not None:
-            deltas.finish(text)
-        timings.update(prefill=out.stats["prefill_s"], generate=out.stats["decode_s"])
-        timings["total"] = time.perf_counter() - t_start
-
-        info = MediaInfo(kind or "none", [] if entry is None else entry.sizes,
+        if row.deltas is not None:
+            row.deltas.finish(text)
+        timings = dict(row.timings, prefill=out.stats["prefill_s"], generate=out.stats["decode_s"])
+        timings["total"] = time.perf_counter() - row.t_start
+        entry = row.entry
+        info = MediaInfo(row.kind or "none", [] if entry is None else entry.sizes,
                          None if entry is None else entry.timestamps,
                          0 if entry is None else entry.prepared.num_visual_tokens)
-        grounding = self._parse(text, entry)
-        return result_cls(text=text, grounding=grounding, media=info, finish_reason=out.finish_reason,
-                          prompt=turns[-1]["content"], timings=timings, cached=cached,
-                          num_prompt_tokens=len(ids), num_new_tokens=len(out.token_ids))
+        return row.result_cls(text=text, grounding=self._parse(text, entry), media=info,
+                              finish_reason="length" if row.capped else out.finish_reason,
+                              prompt=row.turns[-1]["content"], timings=timings,
+                              cached=row.cached, num_prompt_tokens=len(row.ids), num_new_tokens=len(out.token_ids))
 
-    def _windowed(self, result_cls: type, verb: str, media: Any, turns: list[dict], windows, *, clip,
+    def _windowed(self, result_cls: type, verb: str, media: Any, turns: list[dict], windows, *, clip=None,
                   **options: Any) -> Answer:
         """Ask about overlapping clips of a long video and merge the points / tracks (``windows.py``)."""
         from molmo2.inference.windows import merge_windows, window_clips
