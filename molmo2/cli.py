@@ -15,8 +15,9 @@ Subcommands (``SUBCOMMANDS`` below; each adds its parser and handler):
   (``molmo2.eval.runner``) with the model here or against an OpenAI-compatible server (``--api-key K``):
   ``DIR/predictions.jsonl`` (appended as it goes; a rerun resumes), ``metrics.json``, ``scores.jsonl``
   (per item), ``report.md`` and ``report.html``; prints the Markdown report.
-* ``serve --model M [--host H] [--port P] [--api-key K] [--media-dir DIR] [--max-concurrency N]``: an
-  OpenAI-compatible chat-completions server (``molmo2.serve``; needs the ``serve`` extra).
+* ``serve --model M [--host H] [--port P] [--api-key K] [--media-dir DIR] [--max-concurrency N]
+  [--max-batch N] [--no-remote-media]``: an OpenAI-compatible chat-completions server (``molmo2.serve``;
+  needs the ``serve`` extra).
 """
 
 from __future__ import annotations
@@ -373,11 +374,17 @@ def _serve(args: argparse.Namespace) -> int:
         raise Molmo2Error(f"molmo2 serve needs its extra ({e}): pip install 'molmo2[serve]'") from None
     if args.max_concurrency < 1:
         raise Molmo2Error(f"--max-concurrency must be at least 1, got {args.max_concurrency}")
+    if args.max_batch < 1:
+        raise Molmo2Error(f"--max-batch must be at least 1 (1: no batching), got {args.max_batch}")
+    if not args.media_fetch_timeout > 0:
+        raise Molmo2Error(f"--media-fetch-timeout must be a positive number of seconds, got {args.media_fetch_timeout}")
     if args.media_dir is not None and not Path(args.media_dir).is_dir():
         raise Molmo2Error(f"--media-dir {args.media_dir} is not a directory")
     limits = ServeLimits(max_concurrency=args.max_concurrency, request_timeout=args.request_timeout,
                          media_dir=args.media_dir, max_frames=args.max_frames,
-                         max_video_seconds=args.max_video_seconds, max_body_bytes=int(args.max_body_mb * (1 << 20)))
+                         max_video_seconds=args.max_video_seconds, max_body_bytes=int(args.max_body_mb * (1 << 20)),
+                         max_batch=args.max_batch, remote_media=not args.no_remote_media,
+                         allow_private_urls=args.allow_private_media_urls, fetch_timeout=args.media_fetch_timeout)
     serve(args.model, host=args.host, port=args.port, api_key=args.api_key or os.environ.get("MOLMO2_API_KEY"),
           served_model_name=args.served_model_name, device=args.device, dtype=DTYPES[args.dtype], limits=limits)
     return 0
@@ -393,7 +400,17 @@ def _add_serve(sub) -> None:
     s.add_argument("--media-dir", help="the directory requests may name files in (default: data: URLs only)")
     s.add_argument("--max-concurrency", type=int, default=4,
                    help="requests admitted at once, running or queued (more get 503; default 4)")
+    s.add_argument("--max-batch", type=int, default=8,
+                   help="most queued requests answered by one batched model call (greedy, text or images; "
+                        "1: one at a time; default 8)")
     s.add_argument("--request-timeout", type=float, default=600.0, help="seconds before a request is cancelled")
+    s.add_argument("--no-remote-media", action="store_true",
+                   help="refuse http(s) media URLs (default: fetch them, at most --max-body-mb per request)")
+    s.add_argument("--allow-private-media-urls", action="store_true",
+                   help="also fetch media from loopback / private / link-local addresses (default: refused, so "
+                        "that requests cannot reach the server's own network)")
+    s.add_argument("--media-fetch-timeout", type=float, default=30.0,
+                   help="seconds to fetch one media URL, redirects included (default 30)")
     s.add_argument("--max-frames", type=int, help="most video frames a request may sample (default: the model's)")
     s.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body in MiB (default 64)")
     s.add_argument("--max-video-seconds", type=float, default=3 * 3600.0,

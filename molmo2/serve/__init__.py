@@ -1,7 +1,8 @@
 """``molmo2 serve``: an OpenAI-compatible chat-completions server over the ``Molmo2`` pipeline, and a client.
 
 ``protocol.py`` (pydantic wire format), ``handler.py`` (requests -> pipeline calls: media, limits,
-queueing, timeouts, streaming), ``app.py`` (thin FastAPI routes and ``serve()``), ``client.py``
+queueing and batching, timeouts, streaming), ``fetch.py`` (http(s) media URLs: size, time and address
+limits), ``app.py`` (thin FastAPI routes and ``serve()``), ``client.py``
 (``RemoteModel``: the pipeline's verbs against any OpenAI-compatible server, typed answers back),
 ``batch.py`` (many videos through a server, resumable JSONL; scale-out with vLLM: docs/vllm.md).
 The server needs the ``serve`` extra (``pip install 'molmo2[serve]'``); the client needs only ``httpx``.

@@ -17,7 +17,10 @@ the same ``Answer`` / ``PointAnswer`` / ``CountAnswer`` / ``TrackAnswer``. Why i
   server's own ``message.grounding`` is the same parse of the same text and is not needed.
 * **Media travel as base64 ``data:`` URLs** (``image_url`` / ``video_url`` parts), so the server needs no
   access to the client's files. Paths, bytes, PIL images and ``[H, W, 3]`` arrays work; a list is an image
-  set; a video is a file path or its bytes.
+  set; a video is a file path or its bytes. An ``http(s)://`` URL is passed through as it is, for the
+  server to fetch (a video when its path ends in a video extension, else an image); its size is then not
+  known here, so the grounding is parsed with the sizes the server reports (``molmo2 serve``'s
+  ``message.grounding``); a server that reports none (vLLM) gives the text with no pixel grounding.
 * **What runs on the server's side stays there**: video sampling is the server's (``max_frames`` and
   ``max_fps`` are sent as request fields, which ``molmo2 serve`` honours and vLLM ignores), so
   ``MediaInfo.timestamps`` is None. ``clip``, ``windows``, ``slowfast`` and ``subtitles`` need the local
@@ -175,9 +178,9 @@ class RemoteModel:
         sampling = sampling or SamplingParams()
         items = [] if media is None else (list(media) if kind == "images" else [media])
         parts: list[dict] = []
-        sizes: list[tuple[int, int]] = []
+        sizes: list[Any] = []  # (width, height), None for a URL (read by the server)
         for item in items:
-            url, size = _encode(item, "video" if is_video else "image")
+            url, size = (item, None) if _is_url(item) else _encode(item, "video" if is_video else "image")
             part_type = "video_url" if is_video else "image_url"
             parts.append({"type": part_type, part_type: {"url": url}})
             sizes.append(size)
@@ -198,10 +201,14 @@ class RemoteModel:
             choice = response["choices"][0]
             text, finish = (choice["message"].get("content") or ""), choice.get("finish_reason") or "stop"
             usage = response.get("usage") or {}
+            server_grounding = choice["message"].get("grounding")
         else:
-            text, finish, usage = self._stream(body, on_text)
+            text, finish, usage, server_grounding = self._stream(body, on_text)
         text = text.strip()
-        if kind is None:
+        if None in sizes:  # media passed by URL: the sizes the server read, if it says
+            reported = (server_grounding or {}).get("sizes") or []
+            sizes = [tuple(s) for s in reported] if len(reported) == len(sizes) else []
+        if kind is None or not sizes:
             grounding = GroundingResult(text=text, sizes=[])
         elif is_video:
             grounding = parse(text, sizes[0], video=True)
@@ -212,11 +219,12 @@ class RemoteModel:
                           num_prompt_tokens=int(usage.get("prompt_tokens") or 0),
                           num_new_tokens=int(usage.get("completion_tokens") or 0))
 
-    def _stream(self, body: dict, on_text: Callable[[str], None]) -> tuple[str, str, dict]:
-        """POST with ``stream: true``; call ``on_text`` per content delta; (text, finish reason, usage)."""
+    def _stream(self, body: dict, on_text: Callable[[str], None]) -> tuple[str, str, dict, dict | None]:
+        """POST with ``stream: true``; call ``on_text`` per content delta; (text, finish reason, usage, the
+        server's grounding if it sends one)."""
         body = {**body, "stream": True, "stream_options": {"include_usage": True}}
         pieces: list[str] = []
-        finish, usage = "stop", {}
+        finish, usage, grounding = "stop", {}, None
         with self._send("POST", "/chat/completions", body) as r:
             for line in r.iter_lines():
                 if not line.startswith("data:"):
@@ -234,8 +242,9 @@ class RemoteModel:
                         pieces.append(piece)
                         on_text(piece)
                     finish = choice.get("finish_reason") or finish
+                    grounding = (choice.get("delta") or {}).get("grounding") or grounding
                 usage = event.get("usage") or usage
-        return "".join(pieces), finish, usage
+        return "".join(pieces), finish, usage, grounding
 
     def _request(self, method: str, path: str, body: dict | None = None) -> dict:
         with self._send(method, path, body) as r:
@@ -299,9 +308,21 @@ def _query(query: Any) -> str:
     return query.strip().rstrip(".")
 
 
-def _kind(media: Any) -> str:
-    from molmo2.inference.media import media_kind
+def _is_url(media: Any) -> bool:
+    return isinstance(media, str) and media[:8].lower().startswith(("http://", "https://"))
 
+
+def _kind(media: Any) -> str:
+    from molmo2.inference.media import VIDEO_EXTENSIONS, media_kind
+
+    if _is_url(media):
+        from urllib.parse import urlsplit
+
+        return "video" if Path(urlsplit(media).path).suffix.lower() in VIDEO_EXTENSIONS else "image"
+    if isinstance(media, list) and any(_is_url(m) for m in media):
+        if any(_kind(m) != "image" for m in media):
+            raise MediaError("an image set holds images only; ask about a video separately (one video per question)")
+        return "images"
     kind = media_kind(media)
     if kind == "video" and not isinstance(media, (str, os.PathLike, bytes, bytearray, memoryview)):
         raise MediaError("a remote server needs the video file: pass its path or bytes, not decoded frames")

@@ -3,16 +3,25 @@ request into a ``Molmo2.chat`` call and the answer into a response (vLLM's ``Ope
 
 Why it is built this way:
 
-* **One model call at a time.** The pipeline keeps a media cache and reuses KV caches in place, so it is
-  not thread-safe; calls run on a single worker thread, in arrival order (its queue is the request queue).
-  ``max_concurrency`` bounds how many requests may be admitted (running or queued): one more gets 503 at
-  once with ``Retry-After`` instead of piling up memory and latency.
+* **One model call at a time, several requests per call.** The pipeline keeps a media cache and reuses KV
+  caches in place, so it is not thread-safe; calls run on a single worker thread, in arrival order (its
+  queue is the request queue). When the worker is free and several admitted requests wait, it takes up to
+  ``max_batch`` that can share a call (greedy, text or images: ``_Call.batchable``) and answers them with
+  one ``Molmo2.chat_batch`` (a left-padded batch: the same text as one by one, each answer sent as soon as
+  its row ends); anything else (sampling, videos, a pipeline without ``chat_batch``) runs alone. This is
+  static batching: a request arriving while a batch runs waits for the next call. ``max_concurrency``
+  bounds how many requests may be admitted (running or queued): one more gets 503 at once with
+  ``Retry-After`` instead of piling up memory and latency.
 * **Timeouts that stop the work.** ``request_timeout`` covers queueing and generation; when it fires the
   client gets 504 and the job is cancelled: a queued job never starts, a running one stops at the next
-  token (the pipeline's ``progress`` callback raises), so a timed-out request does not hold the model.
-* **Local media only.** ``data:`` URLs (base64) and paths under ``media_dir`` (symlinks resolved first, so
-  ``..`` and links cannot leave it: 403). Remote ``http(s)`` URLs are refused with 400: fetching them
-  safely (size caps, timeouts, no requests to internal addresses) is a separate piece of work.
+  token (the pipeline's ``progress`` callback raises; in a batch the row's ``should_stop`` ends that row
+  alone and its batch mates go on), so a timed-out request does not hold the model.
+* **Media from three places.** ``data:`` URLs (base64); paths under ``media_dir`` (symlinks resolved first,
+  so ``..`` and links cannot leave it: 403); ``http(s)`` URLs, fetched by ``molmo2.serve.fetch`` (at most
+  ``max_body_bytes`` per request in all, as if sent in the body; ``fetch_timeout``; a few redirects; no
+  private or loopback addresses unless ``allow_private_urls``; ``remote_media=False`` refuses them). A
+  request's media are read, fetched and checked on a thread of their own, never on the event loop, and
+  before the request queues for the model; fetched media then get the same checks as uploaded ones.
 * **Streaming is token by token.** The pipeline's ``on_text`` hook hands each new piece of the answer from
   the worker thread to the event loop (``ChatStream``); the response starts once the first piece is there,
   so a request that fails before it (bad media, a prompt too long) still gets its 4xx. When the client goes
@@ -33,13 +42,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import concurrent.futures
 import io
 import json
 import logging
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -48,6 +58,7 @@ from pydantic import ValidationError
 
 from molmo2.errors import Molmo2Error
 from molmo2.inference import SamplingParams
+from molmo2.serve.fetch import FetchError, fetch, shown
 from molmo2.serve.protocol import (
     AssistantMessage,
     ChatCompletionChunk,
@@ -96,7 +107,11 @@ class ServeLimits:
     file paths are refused). ``max_frames``: the most video frames a request may sample (None: no cap
     beyond the pipeline's default, which requests cannot raise past this). ``max_video_seconds`` and
     ``max_pixels`` (per image or video frame) are read from the media's header: a 10-hour video or a
-    decompression bomb is refused before anything is decoded."""
+    decompression bomb is refused before anything is decoded. ``max_batch``: the most requests one model
+    call answers together (1: no batching). Remote media: ``remote_media`` (fetch ``http(s)`` URLs at all),
+    ``allow_private_urls`` (also from loopback / private addresses: off, so that a request cannot make the
+    server probe its own network), ``fetch_timeout`` (seconds per URL, redirects included),
+    ``max_redirects``; what one request fetches counts against ``max_body_bytes``."""
 
     max_body_bytes: int = 64 << 20
     max_media_bytes: int = 512 << 20  # a file under media_dir
@@ -106,8 +121,13 @@ class ServeLimits:
     max_video_seconds: float = 3 * 3600.0  # checked from the container before any frame is decoded
     max_new_tokens: int = 4096
     max_concurrency: int = 4
+    max_batch: int = 8
     request_timeout: float = 600.0
     media_dir: Path | None = None
+    remote_media: bool = True
+    allow_private_urls: bool = False
+    fetch_timeout: float = 30.0
+    max_redirects: int = 3
 
 
 class _Cancelled(Exception):
@@ -125,6 +145,10 @@ class Metrics:
         self.rejected_busy = 0
         self.timeouts = 0
         self.in_flight = 0
+        self.batches: dict[int, int] = {}  # model calls by how many requests they answered
+
+    def count_batch(self, size: int) -> None:
+        self.batches[size] = self.batches.get(size, 0) + 1
 
     def observe(self, path: str, status: int, seconds: float) -> None:
         self.requests[(path, status)] = self.requests.get((path, status), 0) + 1
@@ -137,6 +161,9 @@ class Metrics:
         lines += ["# HELP molmo2_request_seconds_total Time spent answering requests, by path.",
                   "# TYPE molmo2_request_seconds_total counter"]
         lines += [f'molmo2_request_seconds_total{{path="{p}"}} {s:.6f}' for p, s in sorted(self.seconds.items())]
+        lines += ["# HELP molmo2_batches_total Model calls by the number of requests they answered together.",
+                  "# TYPE molmo2_batches_total counter"]
+        lines += [f'molmo2_batches_total{{size="{k}"}} {n}' for k, n in sorted(self.batches.copy().items())]
         for name, kind, value, help_text in [
             ("prompt_tokens_total", "counter", self.prompt_tokens, "Prompt tokens processed."),
             ("completion_tokens_total", "counter", self.completion_tokens, "Tokens generated."),
@@ -149,18 +176,36 @@ class Metrics:
 
 
 @dataclass
-class _Job:
-    fn: Callable[[], Any]
-    cancelled: threading.Event
-
-
-@dataclass
 class _Call:
     """A request turned into pipeline arguments."""
 
     turns: list[dict]
     media: Any
     options: dict[str, Any]
+    is_video: bool = False
+
+    @property
+    def batchable(self) -> bool:
+        """Whether it may share a ``chat_batch`` call: greedy (whose batched answer is the one-by-one answer)
+        and no video (long prompts that would make their batch mates wait)."""
+        return self.options["sampling"].temperature == 0 and not self.is_video
+
+
+@dataclass
+class _Job:
+    """A call waiting for (or on) the worker thread; ``future`` gets its ``Answer`` or its exception."""
+
+    call: _Call
+    on_text: Callable[[str], None] | None = None
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+
+
+class _Budget:
+    """The bytes a request may still fetch from remote URLs."""
+
+    def __init__(self, left: int):
+        self.left = left
 
 
 class ChatHandler:
@@ -173,13 +218,17 @@ class ChatHandler:
         if self.limits.media_dir is not None:
             self.limits.media_dir = Path(self.limits.media_dir).resolve()
         self.metrics = Metrics()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="molmo2-serve")
-        self._current: _Job | None = None  # the job on the worker thread (read and written there only)
+        self._batching = self.limits.max_batch > 1 and callable(getattr(pipe, "chat_batch", None))
+        self._pending: deque[_Job] = deque()  # the request queue (guarded by _cond)
+        self._cond = threading.Condition()
+        self._closed = False
+        self._worker: threading.Thread | None = None  # started by the first job
+        self._current: list[_Job] = []  # the jobs on the worker thread (written there only)
         outer = pipe.progress
 
         def progress(stage: str, done: int, total: int) -> None:
-            job = self._current
-            if job is not None and job.cancelled.is_set():
+            jobs = [job for job in self._current if not job.future.done()]  # (answered: nothing to stop)
+            if jobs and all(job.cancelled.is_set() for job in jobs):  # in a batch, rows stop on their own
                 raise _Cancelled
             if outer is not None:
                 outer(stage, done, total)
@@ -187,7 +236,14 @@ class ChatHandler:
         pipe.progress = progress
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Stop the worker after its current call; queued jobs are cancelled."""
+        with self._cond:
+            self._closed = True
+            while self._pending:
+                job = self._pending.popleft()
+                job.cancelled.set()
+                job.future.cancel()
+            self._cond.notify_all()
 
     # ---------------------------------------------------------------------------------------- routes
     def models(self) -> ModelList:
@@ -206,9 +262,9 @@ class ChatHandler:
 
     async def chat(self, req: ChatCompletionRequest) -> ChatCompletionResponse:
         """Answer ``req`` (admission, media, the model call under the timeout, the response)."""
-        call = self._admit(req)
+        call = await self._admit(req)
         try:
-            answer = await self._run(lambda: self.pipe.chat(call.turns, media=call.media, **call.options))
+            answer = await self._run(_Job(call))
         finally:
             self.metrics.in_flight -= 1
         self._count(answer)
@@ -223,19 +279,18 @@ class ChatHandler:
         is there, so that errors of the request or its media still get their status (raised as
         ``ServeError``). The returned ``ChatStream`` yields the server-sent events; the app calls its
         ``close()`` when the response ends, however it ends, which stops the generation if it still runs."""
-        call = self._admit(req)
+        call = await self._admit(req)
         loop = asyncio.get_running_loop()
         events: asyncio.Queue = asyncio.Queue()  # text pieces, then None when the job has ended
 
         def on_text(piece: str) -> None:  # on the worker thread
             loop.call_soon_threadsafe(events.put_nowait, piece)
 
-        job = _Job(lambda: self.pipe.chat(call.turns, media=call.media, on_text=on_text, **call.options),
-                   threading.Event())
+        job = _Job(call, on_text)
         stream = ChatStream(self, job, events, loop.time() + self.limits.request_timeout,
                             req.stream_options is not None and req.stream_options.include_usage)
         try:
-            stream.future = loop.run_in_executor(self._executor, self._execute, job)
+            stream.future = asyncio.wrap_future(self._submit(job))
             stream.future.add_done_callback(lambda _: events.put_nowait(None))
             stream.first = await stream.next_piece()
             if stream.first is None:
@@ -247,8 +302,9 @@ class ChatHandler:
             raise
         return stream
 
-    def _admit(self, req: ChatCompletionRequest) -> _Call:
-        """The model check, a slot in the queue (``metrics.in_flight``, released by the caller) and the call."""
+    async def _admit(self, req: ChatCompletionRequest) -> _Call:
+        """The model check, a slot in the queue (``metrics.in_flight``, released by the caller) and the call
+        (its media read, fetched and checked on a thread, off the event loop)."""
         if req.model is not None and req.model != self.model_name:
             raise ServeError(404, f"model {req.model!r} is not served here; this server serves {self.model_name!r} "
                                   "(GET /v1/models)")
@@ -258,7 +314,7 @@ class ChatHandler:
                                   "retry later", headers={"Retry-After": "1"})
         self.metrics.in_flight += 1
         try:
-            return self._call(req)  # cheap checks and base64 decoding, before queueing for the model
+            return await asyncio.to_thread(self._call, req)  # before queueing for the model
         except BaseException:
             self.metrics.in_flight -= 1
             raise
@@ -293,7 +349,8 @@ class ChatHandler:
             raise ServeError(400, "a viewer shows one video; send one media item with kind 'video'")
         if len(req.media) > self.limits.max_images:
             raise ServeError(413, f"{len(req.media)} images in one request; at most {self.limits.max_images}")
-        media = [self._media(url, req.kind, 0) for url in req.media]
+        budget = _Budget(self.limits.max_body_bytes)
+        media = [self._media(url, req.kind, 0, budget) for url in req.media]
         try:
             result = GroundingResult.from_dict(req.grounding)
         except (KeyError, TypeError, ValueError) as e:
@@ -316,9 +373,8 @@ class ChatHandler:
             return out.read_text(encoding="utf-8")
 
     # -------------------------------------------------------------------------------- model calls
-    async def _run(self, fn: Callable[[], Any]) -> Any:
-        job = _Job(fn, threading.Event())
-        future = asyncio.get_running_loop().run_in_executor(self._executor, self._execute, job)
+    async def _run(self, job: _Job) -> Any:
+        future = asyncio.wrap_future(self._submit(job))
         try:
             return await asyncio.wait_for(future, self.limits.request_timeout)
         except asyncio.TimeoutError:
@@ -346,14 +402,77 @@ class ChatHandler:
         log.error("molmo2 serve: the model call failed", exc_info=e)
         return ServeError(500, f"internal error ({type(e).__name__}); see the server log")
 
-    def _execute(self, job: _Job) -> Any:
-        if job.cancelled.is_set():
-            raise _Cancelled
-        self._current = job
+    def _submit(self, job: _Job) -> concurrent.futures.Future:
+        """Queue ``job`` for the worker thread (started on first use); its future is the answer."""
+        with self._cond:
+            if self._closed:
+                raise ServeError(503, "the server is shutting down", headers={"Retry-After": "1"})
+            self._pending.append(job)
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name="molmo2-serve", daemon=True)
+                self._worker.start()
+            self._cond.notify()
+        return job.future
+
+    def _work(self) -> None:
+        """The worker thread: the next job, with the batchable jobs queued behind it, until closed."""
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                jobs = [self._pending.popleft()]
+                if self._batching and jobs[0].call.batchable:
+                    skipped: list[_Job] = []
+                    while self._pending and len(jobs) < self.limits.max_batch:
+                        job = self._pending.popleft()
+                        (jobs if job.call.batchable else skipped).append(job)
+                    self._pending.extendleft(reversed(skipped))  # they stay first in line, in order
+            live = []
+            for job in jobs:
+                if not job.future.set_running_or_notify_cancel():
+                    continue  # its request timed out while queued
+                if job.cancelled.is_set():
+                    job.future.set_exception(_Cancelled())
+                else:
+                    live.append(job)
+            if live:
+                self._execute(live)
+
+    def _execute(self, jobs: list[_Job]) -> None:
+        """One model call answering ``jobs`` (one: ``chat``; several: ``chat_batch``); sets their futures."""
+        from molmo2.inference import ChatRequest
+
+        def settle(job: _Job, result: Any) -> None:
+            if job.future.done():
+                return
+            if job.cancelled.is_set():
+                job.future.set_exception(_Cancelled())
+            elif isinstance(result, BaseException):
+                job.future.set_exception(result if isinstance(result, Exception) else _Cancelled())
+            else:
+                job.future.set_result(result)
+
+        self.metrics.count_batch(len(jobs))
+        self._current = jobs
         try:
-            return job.fn()
+            if len(jobs) == 1:
+                call, on_text = jobs[0].call, jobs[0].on_text
+                extra = {} if on_text is None else {"on_text": on_text}
+                settle(jobs[0], self.pipe.chat(call.turns, media=call.media, **call.options, **extra))
+            else:
+                requests = [ChatRequest(job.call.turns, job.call.media,
+                                        {**job.call.options, "on_text": job.on_text,
+                                         "should_stop": job.cancelled.is_set}) for job in jobs]
+                self.pipe.chat_batch(requests, on_answer=lambda i, result: settle(jobs[i], result))
+        except BaseException as e:  # the call failed: every job it has not answered gets the error
+            for job in jobs:
+                settle(job, e)
+            if not isinstance(e, Exception):
+                raise
         finally:
-            self._current = None
+            self._current = []
 
     # ------------------------------------------------------------------------------ request -> call
     def _call(self, req: ChatCompletionRequest) -> _Call:
@@ -362,6 +481,7 @@ class ChatHandler:
         turns: list[dict] = []
         images: list[Any] = []
         videos: list[Any] = []
+        budget = _Budget(limits.max_body_bytes)
         for k, msg in enumerate(req.messages):
             parts = [TextPart(type="text", text=msg.content)] if isinstance(msg.content, str) else msg.content
             texts = [p.text for p in parts if isinstance(p, TextPart)]
@@ -370,10 +490,10 @@ class ChatHandler:
                 raise ServeError(400, f"message {k} ({msg.role}) has media; images and videos go in user messages")
             for part in media:
                 if isinstance(part, ImagePart):
-                    images.append(self._media(part.image_url.url, "image", k))
+                    images.append(self._media(part.image_url.url, "image", k, budget))
                 else:
                     assert isinstance(part, VideoPart)
-                    videos.append(self._media(part.video_url.url, "video", k))
+                    videos.append(self._media(part.video_url.url, "video", k, budget))
             text = "\n".join(texts)
             if msg.role in ("system", "developer"):
                 if turns:
@@ -410,10 +530,11 @@ class ChatHandler:
                 options["max_frames"] = req.max_frames
             if req.max_fps is not None:
                 options["max_fps"] = req.max_fps
-        return _Call(turns, media, options)
+        return _Call(turns, media, options, is_video=bool(videos))
 
-    def _media(self, url: str, kind: str, k: int) -> bytes | Path:
-        """The bytes of a ``data:`` URL, or a checked path under ``media_dir``."""
+    def _media(self, url: str, kind: str, k: int, budget: _Budget) -> bytes | Path:
+        """The bytes of a ``data:`` URL or of a fetched ``http(s)`` URL, or a checked path under ``media_dir``.
+        Blocking (a fetch may take ``fetch_timeout``): called on a worker thread."""
         limits = self.limits
         if url.startswith("data:"):
             header, sep, payload = url.partition(",")
@@ -432,12 +553,12 @@ class ChatHandler:
             return raw
         scheme = urlparse(url).scheme.lower()
         if scheme in ("http", "https"):
-            raise ServeError(400, f"message {k}: remote URLs are not fetched by this server; send the {kind} as a "
-                                  "data: URL (base64) or as a path under the server's --media-dir")
+            return self._fetch(url, kind, k, budget)
         if scheme == "file":
             path = Path(unquote(urlparse(url).path))
         elif scheme and len(scheme) > 1:  # (one letter: a Windows drive)
-            raise ServeError(400, f"message {k}: unsupported URL scheme {scheme!r}; use data: or a file path")
+            raise ServeError(400, f"message {k}: unsupported URL scheme {scheme!r}; use data:, http(s) or a file "
+                                  "path")
         else:
             path = Path(url)
         if limits.media_dir is None:
@@ -456,6 +577,26 @@ class ChatHandler:
         else:
             self._check_video(real, k)
         return real
+
+    def _fetch(self, url: str, kind: str, k: int, budget: _Budget) -> bytes:
+        """The bytes of an ``http(s)`` URL (``molmo2.serve.fetch``), checked like a data URL's."""
+        limits = self.limits
+        if not limits.remote_media:
+            raise ServeError(400, f"message {k}: this server does not fetch remote URLs (--no-remote-media); send "
+                                  f"the {kind} as a data: URL (base64) or as a path under its --media-dir")
+        try:
+            raw = fetch(url, max_bytes=budget.left, timeout=limits.fetch_timeout, max_redirects=limits.max_redirects,
+                        allow_private=limits.allow_private_urls)
+        except FetchError as e:
+            raise ServeError(e.status, f"message {k}: {e.message}") from None
+        if not raw:
+            raise ServeError(400, f"message {k}: {shown(url)} is empty (0 bytes)")
+        budget.left -= len(raw)
+        if kind == "image":
+            self._check_image(io.BytesIO(raw), k)
+        else:
+            self._check_video(raw, k)
+        return raw
 
     def _check_video(self, source: bytes | Path, k: int) -> None:
         """A ``video_url`` must be a readable video of at most ``max_video_seconds`` and ``max_pixels`` per

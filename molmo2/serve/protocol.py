@@ -2,8 +2,9 @@
 
 Requests: ``messages`` whose ``content`` is a string or a list of parts, ``{"type": "text"}``,
 ``{"type": "image_url", "image_url": {"url": ...}}`` and ``{"type": "video_url", "video_url": {"url": ...}}``
-(the vLLM spelling for video). A URL is a ``data:`` URL (base64) or a file path / ``file://`` URL under the
-server's ``--media-dir``; remote ``http(s)`` URLs are refused (``handler.py`` says why). Sampling:
+(the vLLM spelling for video). A URL is a ``data:`` URL (base64), an ``http(s)`` URL the server fetches
+(with limits, ``fetch.py``; ``--no-remote-media`` turns it off) or a file path / ``file://`` URL under the
+server's ``--media-dir``. Sampling:
 ``max_tokens`` (or ``max_completion_tokens``), ``temperature``, ``top_p``, ``top_k``, ``seed``; video
 sampling: ``max_frames``, ``max_fps`` (molmo2 extensions, like vLLM's extra sampling fields). Fields that
 OpenAI clients send but we do not use (``user``, ``frequency_penalty``...) are ignored, not refused.

@@ -119,3 +119,57 @@ class GroundedPipe:
                 on_text(word if k == 0 else " " + word)
         return Answer(text=text, grounding=grounding, media=MediaInfo(kind, [size]), finish_reason="stop",
                       prompt=turns[-1]["content"], num_prompt_tokens=5, num_new_tokens=len(words))
+
+
+class BatchingPipe:
+    """A stand-in pipeline with ``chat_batch``: each row 'generates' one word per 10 ms step for its
+    ``max_new_tokens`` steps, streams it through its ``on_text``, polls its ``should_stop`` and is handed back
+    through ``on_answer`` when it ends, as ``Molmo2.chat_batch`` does; ``chat`` (one request) waits for
+    ``gate`` first, so that tests can queue requests behind it. ``rows`` records (max_new_tokens, steps done)
+    of every batched row; ``batch_ended`` is set when a batch returns."""
+
+    def __init__(self):
+        self.progress = None
+        self.gate, self.entered, self.batch_ended = threading.Event(), threading.Event(), threading.Event()
+        self.rows: list[list[int]] = []
+        self.batches: list[int] = []
+
+    @staticmethod
+    def _answer(turns, steps: int) -> Answer:
+        text = " ".join(f"w{i}" for i in range(steps))
+        return Answer(text=text, grounding=GroundingResult(text=text, sizes=[]), media=MediaInfo("none", []),
+                      finish_reason="length", prompt=turns[-1]["content"], num_prompt_tokens=2, num_new_tokens=steps)
+
+    def chat(self, turns, media=None, on_text=None, max_new_tokens=4, **options):
+        self.entered.set()
+        assert self.gate.wait(30)
+        return self._answer(turns, max_new_tokens)
+
+    def chat_batch(self, requests, on_answer=None):
+        self.batch_ended.clear()
+        self.batches.append(len(requests))
+        rows = [[r.options["max_new_tokens"], 0] for r in requests]
+        self.rows += rows
+        live = set(range(len(requests)))
+        results = [None] * len(requests)
+        step = 0
+        try:
+            while live:
+                time.sleep(0.01)
+                step += 1
+                if self.progress is not None:  # raises once every unanswered row is cancelled
+                    self.progress("generate", step, max(r[0] for r in rows))
+                for i in sorted(live):
+                    r = requests[i]
+                    rows[i][1] = step
+                    if r.options.get("on_text") is not None:
+                        r.options["on_text"](("" if step == 1 else " ") + f"w{step - 1}")
+                    stopped = r.options["should_stop"] is not None and r.options["should_stop"]()
+                    if step == rows[i][0] or stopped:
+                        live.discard(i)
+                        results[i] = self._answer(r.messages, step)
+                        if on_answer is not None:
+                            on_answer(i, results[i])
+        finally:
+            self.batch_ended.set()
+        return results

@@ -26,7 +26,8 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 
 @pytest.fixture(scope="module")
 def client(pipe, media_dir):
-    limits = ServeLimits(max_body_bytes=400_000, media_dir=media_dir, max_frames=4, max_new_tokens=64)
+    limits = ServeLimits(max_body_bytes=400_000, media_dir=media_dir, max_frames=4, max_new_tokens=64,
+                         remote_media=False)  # (fetching: test_remote_media.py)
     with TestClient(build_app(ChatHandler(pipe, "tiny", limits), api_key=KEY)) as c:
         yield c
 
@@ -152,7 +153,7 @@ def _abuse_cases(media_dir, tmp):
         ("dot-dot", chat([_user(_image(f"../{tmp.name}/secret.png"), _text("Hi"))]), 403),
         ("symlink out", chat([_user(_image("escape.png"), _text("Hi"))]), 403),
         ("missing file", chat([_user(_image("nope.png"), _text("Hi"))]), 400),
-        ("remote url", chat([_user(_image("https://example.com/a.png"), _text("Hi"))]), 400),
+        ("remote url, fetching off", chat([_user(_image("https://example.com/a.png"), _text("Hi"))]), 400),
         ("other scheme", chat([_user(_image("ftp://example.com/a.png"), _text("Hi"))]), 400),
         ("bad base64", chat([_user(_image("data:image/png;base64,@@@"), _text("Hi"))]), 400),
         ("not base64 data url", chat([_user(_image("data:image/png,abc"), _text("Hi"))]), 400),
@@ -224,3 +225,11 @@ def test_cli_has_serve():
     args = build_parser().parse_args(["serve", "--model", "m", "--port", "9", "--max-concurrency", "2"])
     assert (args.command, args.host, args.port, args.max_concurrency) == ("serve", "127.0.0.1", 9, 2)
     assert main(["serve", "--model", "m", "--max-concurrency", "0"]) == 2
+    args = build_parser().parse_args(["serve", "--model", "m"])
+    assert (args.max_batch, args.no_remote_media, args.allow_private_media_urls, args.media_fetch_timeout) == \
+        (8, False, False, 30.0)
+    args = build_parser().parse_args(["serve", "--model", "m", "--max-batch", "2", "--no-remote-media",
+                                      "--allow-private-media-urls", "--media-fetch-timeout", "5"])
+    assert (args.max_batch, args.no_remote_media, args.allow_private_media_urls, args.media_fetch_timeout) == \
+        (2, True, True, 5.0)
+    assert main(["serve", "--model", "m", "--max-batch", "0"]) == 2
