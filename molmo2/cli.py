@@ -304,7 +304,7 @@ def _eval(args: argparse.Namespace) -> int:
     (out / "metrics.json").write_text(json.dumps(result.metrics, indent=2) + "\n")
     with (out / "scores.jsonl").open("w") as f:
         f.writelines(json.dumps(s) + "\n" for s in result.per_item)
-    write_reports(out, result.metrics)
+    write_reports(out, result.metrics, per_item=result.per_item, examples=result.examples)
     print(markdown_report(result.metrics), end="")
     print(f"molmo2 eval: {result.num_new} new predictions, {result.num_resumed} resumed; wrote {out}/",
           file=sys.stderr)

@@ -10,7 +10,8 @@ short by a kill is dropped (the file is truncated to its last complete line) and
 again. Each record carries the model it came from; resuming with another model is refused, because a
 file mixing two models would score neither. Scoring is the task's own pure function of the items and
 the records (``molmo2.eval.tasks``), so a predictions file can also be re-scored without a model
-(:func:`score_predictions`).
+(:func:`score_predictions`). ``EvalResult.examples`` are the few items the HTML report draws
+(:func:`molmo2.eval.report.pick_examples`).
 """
 
 from __future__ import annotations
@@ -23,19 +24,22 @@ from pathlib import Path
 from typing import Any
 
 from molmo2.errors import Molmo2Error
+from molmo2.eval.report import ReportExample, pick_examples
 from molmo2.eval.tasks import get_task
 
 
 @dataclass
 class EvalResult:
     """``metrics``: the task's scores (``groups``, ``headline``, counts) plus run info; ``per_item``: one
-    dict of scores per item; ``num_new`` items were asked in this run, ``num_resumed`` came from the file."""
+    dict of scores per item; ``num_new`` items were asked in this run, ``num_resumed`` came from the file;
+    ``examples``: the items the HTML report draws (true vs predicted points), worst to best."""
 
     metrics: dict[str, Any]
     per_item: list[dict[str, Any]] = field(default_factory=list)
     predictions_path: Path | None = None
     num_new: int = 0
     num_resumed: int = 0
+    examples: list[ReportExample] = field(default_factory=list)
 
 
 def read_predictions(path: str | Path) -> dict[str, dict[str, Any]]:
@@ -155,7 +159,8 @@ def evaluate(
     metrics = task.score(items, records)
     per_item = metrics.pop("per_item", [])
     metrics.update(model=model_name, data=str(data), limit=limit)
-    return EvalResult(metrics, per_item, path, len(todo), num_resumed)
+    return EvalResult(metrics, per_item, path, len(todo), num_resumed,
+                      pick_examples(task, items, records, per_item, metrics))
 
 
 def score_predictions(task: str | Any, data: str | Path, predictions_path: str | Path,
@@ -163,10 +168,12 @@ def score_predictions(task: str | Any, data: str | Path, predictions_path: str |
     """Score an existing predictions file without a model (items it lacks count as missing)."""
     task = get_task(task) if isinstance(task, str) else task
     items = task.load(data, limit)
-    metrics = task.score(items, read_predictions(predictions_path))
+    records = read_predictions(predictions_path)
+    metrics = task.score(items, records)
     per_item = metrics.pop("per_item", [])
     metrics.update(data=str(data), limit=limit)
-    return EvalResult(metrics, per_item, Path(predictions_path), 0, metrics.get("num_scored", 0))
+    return EvalResult(metrics, per_item, Path(predictions_path), 0, metrics.get("num_scored", 0),
+                      pick_examples(task, items, records, per_item, metrics))
 
 
 __all__ = ["EvalResult", "evaluate", "read_predictions", "score_predictions"]

@@ -26,6 +26,7 @@ from benchmark_fixtures import (
 from inference.conftest import tiny_ckpt  # noqa: F401 (the shared tiny random checkpoint)
 
 from molmo2.errors import Molmo2Error
+from molmo2.eval.report import html_report, pick_examples
 from molmo2.eval.runner import evaluate, score_predictions
 from molmo2.eval.tasks import TASKS, get_task
 from molmo2.grounding import Point, Track, format_points, format_tracks
@@ -147,6 +148,14 @@ def test_video_point_scores(data):
         assert m["groups"]["category/youtube"]["f1"] == 0.0 and m["groups"]["category/youtube"]["valid"] == 1.0
     m, _ = _score("molmo2-video-point", root, lambda it: right)  # a point where there is no cat
     assert m["groups"]["category/generated"]["f1"] == 0.0
+    # the report shows the prediction on the frame at 1.0 s, over the square's mask there (its GT point is
+    # at 0.5 s; a point on another annotated frame of the instance is a hit)
+    task, items = get_task("molmo2-video-point"), get_task("molmo2-video-point").load(root)
+    records = {it.id: {"id": it.id, "text": right} for it in items}
+    m = task.score(items, records)
+    ex = next(e for e in pick_examples(task, items, records, m["per_item"], m, num=100) if e.id.startswith("vid1/"))
+    (x, y), = ex.pred
+    assert ex.t == 1.0 and ex.true == [] and ex.score == pytest.approx(1.0) and ex.mask[round(y), round(x)]
 
 
 def test_video_count_reads_the_stated_number(data):
@@ -259,3 +268,7 @@ def test_runner_end_to_end_with_a_tiny_model(name, data, pipe, tmp_path):
     assert result.metrics["num_scored"] == len(items) and "all" in result.metrics["groups"]
     again = score_predictions(name, data[name], path, limit=2)
     assert json.dumps(again.metrics["groups"]) == json.dumps(result.metrics["groups"])  # NaN-safe
+    # the report draws every grounding item (true vs predicted points); multiple choice has no frames
+    assert len(result.examples) == (len(items) if hasattr(get_task(name), "example") else 0)
+    page = html_report(result.metrics, per_item=result.per_item, examples=result.examples)
+    assert page.count('<figure class="ex">') == len(result.examples) and "frame not shown" not in page

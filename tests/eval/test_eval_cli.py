@@ -24,7 +24,10 @@ def test_eval_cli_end_to_end_and_resume(tiny_ckpt, shapes_dir, tmp_path, capsys)
     assert metrics["num_scored"] == 8 and metrics["task"] == "tiny-shapes"
     assert len((out / "scores.jsonl").read_text().splitlines()) == 8
     assert (out / "report.md").read_text() == stdout
-    assert "<table>" in (out / "report.html").read_text()
+    page = (out / "report.html").read_text()
+    assert "<table>" in page and '<rect class="bar"' in page  # tables and plots
+    assert page.count('<figure class="ex">') == 8 and page.count("data:image/jpeg;base64,") == 8  # every item drawn
+    assert "frame not shown" not in page
 
     assert main(argv) == 0
     stdout2, stderr2 = capsys.readouterr()

@@ -16,6 +16,7 @@ from vos_fixtures import BOX_CENTRE, LABEL, VOS_MAKERS, centre_a, make_mevis, ma
 
 from molmo2.errors import Molmo2Error
 from molmo2.eval.metrics import InstanceMasks, track_point_prf1
+from molmo2.eval.report import html_report
 from molmo2.eval.runner import evaluate, score_predictions
 from molmo2.eval.tasks import TASKS, get_task
 from molmo2.eval.tasks._common import pick_template
@@ -196,6 +197,10 @@ def test_runner_end_to_end_with_a_tiny_model(name, data, pipe, tmp_path):
     assert result.metrics["num_scored"] == len(items) and 0.0 <= result.metrics["groups"]["all"]["f1"] <= 1.0
     again = score_predictions(name, data[name], path, limit=2)
     assert json.dumps(again.metrics["groups"]) == json.dumps(result.metrics["groups"])
+    # the report draws every grounding item (true vs predicted points); multiple choice has no frames
+    assert len(result.examples) == (len(items) if hasattr(get_task(name), "example") else 0)
+    page = html_report(result.metrics, per_item=result.per_item, examples=result.examples)
+    assert page.count('<figure class="ex">') == len(result.examples) and "frame not shown" not in page
 
 
 def test_prompt_seed_in_the_other_template_tasks(tmp_path):

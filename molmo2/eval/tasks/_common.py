@@ -14,7 +14,9 @@ or a JSONL export, ``Dataset.to_json``), JSON and CSV. :func:`read_records` name
 it expected when something is missing.
 
 Scores follow one layout (the report's): ``groups`` maps ``"all"`` and ``"category/<name>"`` to
-``{"num": n, metric: value, ...}``; ``headline`` names each group's headline metric.
+``{"num": n, metric: value, ...}``; ``headline`` names each group's headline metric. Grounding tasks
+also have ``example(item, record, row)``: the item's frame with its true and predicted points for the
+HTML report (:func:`grounded_example`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from typing import Any
 import numpy as np
 
 from molmo2.errors import Molmo2Error
+from molmo2.eval.report import ReportExample, points_example, union_mask
+from molmo2.grounding import Point, parse
 
 VIDEO_ONLY_OPTIONS = ("max_frames", "max_fps", "clip")
 
@@ -252,6 +256,30 @@ def text_of(item: Item, record: Mapping[str, Any]) -> str:
     return text
 
 
+def answer_points(item: Item, record: Mapping[str, Any]) -> list[Point]:
+    """The points (and the points of the tracks) of a prediction, parsed at the item's size."""
+    g = parse(text_of(item, record), _size_of(item), video=item.medium == "video")
+    return [*g.points, *(p for tr in g.tracks for p in tr.points)]
+
+
+def grounded_example(item: Item, record: Mapping[str, Any], true: Sequence[Point], caption: str = "", *,
+                     pred: Sequence[Point] | None = None, mask: Any = None, masks: Any = None) -> ReportExample:
+    """The report example of an item: its frame, ``true`` points and the answer's points (``pred``:
+    the points as scored, default: all the answer's points and track points); tinted: ``mask`` (an
+    array or a mask file), or the union of every object of ``masks`` (``InstanceMasks``) at the instant
+    shown."""
+    pred = answer_points(item, record) if pred is None else pred
+    mask_at = None if masks is None else (lambda t: union_mask(masks, masks.object_ids, t))
+    return points_example(item.id, item.media, item.medium, _size_of(item), true, pred, caption,
+                          time_offset=item.clip[0] if item.clip else 0.0, mask=mask, mask_at=mask_at)
+
+
+def _size_of(item: Item) -> tuple[int, int]:
+    if item.size is None:  # only the clips of VideoCountEval: read from the file when needed
+        item.size = video_size(item.media) if item.medium == "video" else image_size(item.media)
+    return item.size
+
+
 # ------------------------------------------------------------------------------------------ score
 
 
@@ -281,6 +309,6 @@ def mean_of(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> dict[str,
     return {k: float(np.mean([float(r[k]) for r in rows])) for k in keys}
 
 
-__all__ = ["Item", "ask", "check_dir", "check_limit", "field_of", "hf_folder", "image_size", "mc_prompt", "mean_of",
-           "need_file", "pick_template", "pixmo_image", "read_arrow", "read_csv", "read_json", "read_jsonl",
-           "read_parquet", "read_records", "score_items", "text_of", "video_size"]
+__all__ = ["Item", "answer_points", "ask", "check_dir", "check_limit", "field_of", "grounded_example", "hf_folder",
+           "image_size", "mc_prompt", "mean_of", "need_file", "pick_template", "pixmo_image", "read_arrow", "read_csv",
+           "read_json", "read_jsonl", "read_parquet", "read_records", "score_items", "text_of", "video_size"]

@@ -61,6 +61,7 @@ from molmo2.eval.tasks._common import (
     check_dir,
     check_limit,
     field_of,
+    grounded_example,
     mean_of,
     pick_template,
     read_arrow,
@@ -244,12 +245,23 @@ class ReferringTrackEval:
     def predict(self, pipe: Any, item: Item, **options: Any) -> dict[str, Any]:
         return ask(pipe, item, **options)
 
-    def score_one(self, item: Item, record: Mapping[str, Any]) -> dict[str, Any]:
+    @staticmethod
+    def predicted_tracks(item: Item, record: Mapping[str, Any]) -> list[Track]:
+        """The answer's tracks with each time snapped to its frame (the official ``extract_tracks``)."""
         fps = item.gt["fps"]
         pred = []
         for tr in merge_tracks(parse(text_of(item, record), item.size, video=True).tracks):
             pts = [Point(p.x, p.y, t=round(p.t * fps) / fps, object_id=p.object_id) for p in tr.points]
             pred.append(Track(tr.object_id, tr.label, pts))
+        return pred
+
+    def example(self, item: Item, record: Mapping[str, Any], row: Mapping[str, Any]) -> Any:
+        pred = [p for tr in self.predicted_tracks(item, record) for p in tr.points]
+        return grounded_example(item, record, [p for tr in item.gt["tracks"] for p in tr.points], item.prompt,
+                                pred=pred, masks=InstanceMasks(item.size, item.gt["masks"]))
+
+    def score_one(self, item: Item, record: Mapping[str, Any]) -> dict[str, Any]:
+        pred = self.predicted_tracks(item, record)
         masks = InstanceMasks(item.size, item.gt["masks"])
         out = track_scores(pred, item.gt["tracks"], masks, compat=self.compat, gt_times=item.gt["times"])
         return {k: out[k] for k in TRACK_KEYS}

@@ -31,6 +31,7 @@ from molmo2.eval.tasks._common import (
     check_dir,
     check_limit,
     field_of,
+    grounded_example,
     image_size,
     pick_template,
     pixmo_image,
@@ -58,6 +59,9 @@ class ImageCount:
         points = parse(text_of(item, record), item.size, video=False).points
         c = image_count_score(len(points), item.gt["count"])
         return {"correct": c.correct, "close": c.close, "valid": c.valid, "pred": c.pred, "gt": c.gt}
+
+    def example(self, item: Item, record: Mapping[str, Any], row: Mapping[str, Any]) -> Any:
+        return grounded_example(item, record, [], f"{item.prompt} {row['pred']} points, true count {row['gt']}")
 
     @staticmethod
     def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:

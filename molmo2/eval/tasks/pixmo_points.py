@@ -35,6 +35,7 @@ from molmo2.eval.tasks._common import (
     check_dir,
     check_limit,
     field_of,
+    grounded_example,
     image_size,
     pick_template,
     pixmo_image,
@@ -43,7 +44,7 @@ from molmo2.eval.tasks._common import (
     text_of,
 )
 from molmo2.eval.tasks._templates import POINTING_TEMPLATES
-from molmo2.grounding import parse
+from molmo2.grounding import Point, parse
 
 LAYOUT = __doc__.split("::\n\n")[1].split("\n\n")[0]
 POINT_PROMPT = POINTING_TEMPLATES[0]  # "Point to {label}\nPlease say 'There are none.' if it is not in the image."
@@ -89,6 +90,11 @@ class PixMoPoints:
         points = parse(text_of(item, record), item.size, video=False).points
         s = image_pointing_prf1(points, item.gt["points"], item.gt["masks"])
         return s.to_row()
+
+    def example(self, item: Item, record: Mapping[str, Any], row: Mapping[str, Any]) -> Any:
+        true = [Point(float(x), float(y)) for x, y in item.gt["points"]]
+        mask = item.gt["masks"].any(axis=0) if len(item.gt["masks"]) else None
+        return grounded_example(item, record, true, item.prompt.splitlines()[0], mask=mask)
 
     @staticmethod
     def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:

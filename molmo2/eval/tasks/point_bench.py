@@ -37,6 +37,7 @@ from molmo2.eval.tasks._common import (
     check_dir,
     check_limit,
     field_of,
+    grounded_example,
     image_size,
     need_file,
     read_json,
@@ -85,6 +86,10 @@ class PointBench:
             mask = point_bench_mask(np.asarray(im))
         points = parse(text_of(item, record), item.size, video=False).points
         return {"success": point_bench_success(points, mask, size=item.size), "num_pred": len(points)}
+
+    def example(self, item: Item, record: Mapping[str, Any], row: Mapping[str, Any]) -> Any:
+        """The answer's points over the target mask (tinted): Point-Bench has no true points."""
+        return grounded_example(item, record, [], f"{item.category}: {item.prompt}", mask=item.gt["mask"])
 
     @staticmethod
     def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:

@@ -52,6 +52,7 @@ from molmo2.eval.metrics import (
     video_count_score,
     video_pointing_prf1,
 )
+from molmo2.eval.report import ReportExample, points_example, union_mask
 from molmo2.grounding import GroundingResult, Point, Track, parse
 
 KINDS: tuple[str, ...] = ("pointing", "counting", "tracking")
@@ -227,6 +228,21 @@ class TinyShapes:
         return {"id": item.id, "kind": item.kind, "medium": item.medium, "label": item.label,
                 "text": answer.text, "grounding": answer.grounding.to_dict(),
                 "finish_reason": getattr(answer, "finish_reason", None)}
+
+    def example(self, item: ShapesItem, record: Mapping[str, Any], row: Mapping[str, Any]) -> ReportExample:
+        """The item's frame (a video: its most crowded annotated instant) with true and predicted points."""
+        g = grounding_of(item, record)
+        if item.kind == "tracking":
+            true, pred = [p for tr in item.tracks for p in tr.points], [p for tr in g.tracks for p in tr.points]
+        else:
+            true, pred = item.points, g.points
+        caption = f"{item.group} {item.label!r}"
+        if item.kind == "counting":
+            caption += f": answered {row.get('pred')}, true count {row.get('gt')}"
+        ids = sorted({p.object_id for p in true if p.object_id is not None})
+        masks = InstanceMasks.from_npz(item.masks)
+        return points_example(item.id, item.media, item.medium, item.size, true, pred, caption,
+                              mask_at=lambda t: union_mask(masks, ids, item.times[0] if t is None else t))
 
     def score(self, items: Iterable[ShapesItem], predictions: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         """Metrics of the items that have a prediction: per group, the headline per group, per item."""

@@ -37,6 +37,7 @@ from molmo2.eval.tasks._common import (
     check_dir,
     check_limit,
     field_of,
+    grounded_example,
     hf_folder,
     read_records,
     score_items,
@@ -77,6 +78,9 @@ class VideoCountEval:
     def score_one(self, item: Item, record: Mapping[str, Any]) -> dict[str, Any]:
         c = video_count_score(text_of(item, record), item.gt["count"], compat=self.compat)
         return {"correct": c.correct, "close": c.close, "valid": c.valid, "pred": c.pred, "gt": c.gt}
+
+    def example(self, item: Item, record: Mapping[str, Any], row: Mapping[str, Any]) -> Any:
+        return grounded_example(item, record, [], f"{item.prompt} stated {row['pred']}, true count {row['gt']}")
 
     @staticmethod
     def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:

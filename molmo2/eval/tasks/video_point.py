@@ -32,13 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from molmo2.errors import Molmo2Error
-from molmo2.eval.metrics import PRF1, mean_pointing, video_pointing_prf1
+from molmo2.eval.metrics import PRF1, InstanceMasks, mean_pointing, video_pointing_prf1
 from molmo2.eval.tasks._common import (
     Item,
     ask,
     check_dir,
     check_limit,
     field_of,
+    grounded_example,
     hf_folder,
     read_records,
     score_items,
@@ -109,6 +110,10 @@ class VideoPointEval:
         pred = [p for p in parse(text_of(item, record), item.size, video=True).points if p.t is not None]
         s = video_pointing_prf1(pred, item.gt["points"], item.gt["masks"], item.gt["duration"], item.size)
         return s.to_row()
+
+    def example(self, item: Item, record: Mapping[str, Any], row: Mapping[str, Any]) -> Any:
+        masks = InstanceMasks(item.size, dict(enumerate(item.gt["masks"])))
+        return grounded_example(item, record, item.gt["points"], item.prompt, masks=masks)
 
     @staticmethod
     def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:

@@ -43,6 +43,7 @@ from molmo2.eval.tasks._common import (
     check_dir,
     check_limit,
     field_of,
+    grounded_example,
     hf_folder,
     mean_of,
     pick_template,
@@ -147,6 +148,10 @@ class VideoTrackEval:
 
     def score_one(self, item: Item, record: Mapping[str, Any]) -> dict[str, Any]:
         return score_tracks(item, record, self.compat)
+
+    def example(self, item: Item, record: Mapping[str, Any], row: Mapping[str, Any]) -> Any:
+        return grounded_example(item, record, [p for tr in item.gt["tracks"] for p in tr.points], item.prompt,
+                                masks=InstanceMasks(item.size, item.gt["masks"]))
 
     @staticmethod
     def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
