@@ -93,3 +93,54 @@ def test_other_model_and_corrupt_file_are_refused(shapes_dir, tmp_path):
         read_predictions(preds)
     with pytest.raises(Molmo2Error, match="Molmo2 pipeline"):
         evaluate("tiny-shapes", object(), shapes_dir, limit=2, progress=False)
+
+
+CHILD = """
+import sys, time
+from molmo2.eval.runner import evaluate
+from molmo2.grounding import parse
+
+class Slow:  # answers at once, then hangs on the fourth question until it is killed
+    calls = 0
+    def _answer(self, media, query, **options):
+        Slow.calls += 1
+        if Slow.calls > 3:
+            time.sleep(600)
+        class A: pass
+        a = A()
+        a.text, a.finish_reason = "There are none.", "stop"
+        a.grounding = parse(a.text, (56, 56), video=False)
+        return a
+    point = count = track = _answer
+
+evaluate("tiny-shapes", Slow(), sys.argv[1], limit=12, predictions_path=sys.argv[2], model_name="m", progress=False)
+"""
+
+
+def test_a_process_killed_with_sigkill_resumes(shapes_dir, tmp_path):
+    """A real ``kill -9`` of a running eval: the answers written before it survive, the rest are asked."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    preds = tmp_path / "predictions.jsonl"
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(shapes_dir), str(preds)])
+    try:
+        deadline = time.monotonic() + 120
+        while not (preds.exists() and len(preds.read_text().splitlines()) >= 3):
+            assert child.poll() is None and time.monotonic() < deadline, "the child stopped before 3 answers"
+            time.sleep(0.05)
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    items = load_items(shapes_dir, limit=12)
+    assert [json.loads(x)["id"] for x in preds.read_text().splitlines()] == [it.id for it in items[:3]]
+    pipe = FakePipeline(items)
+    result = evaluate("tiny-shapes", pipe, shapes_dir, limit=12, predictions_path=preds, model_name="m",
+                      progress=False)
+    assert pipe.calls == 9 and (result.num_new, result.num_resumed) == (9, 3)
+    assert [json.loads(x)["id"] for x in preds.read_text().splitlines()] == [it.id for it in items]
+    assert result.metrics["num_scored"] == 12
