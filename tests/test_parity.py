@@ -321,3 +321,23 @@ def test_fused_rms_norm_is_bitwise_the_explicit_formula(shape):
             x = torch.randn(shape) * scale
             want = norm.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6))
             assert torch.equal(norm(x), want)
+
+
+@pytest.mark.parametrize("k,n", [(128, 64), (768, 1280), (2048, 768), (100, 32)])
+@pytest.mark.parametrize("bias", [False, True])
+def test_blocked_single_row_linear_matches_f_linear(k, n, bias):
+    """The decode-step product over a column-major fp32 weight (blocked bmm) equals F.linear to float
+    rounding; several rows, row-major weights and sizes not divisible by the block take F.linear itself."""
+    from molmo2.model.linear import Linear
+
+    torch.manual_seed(0)
+    lin = Linear(k, n, bias=bias)
+    with torch.no_grad():
+        lin.weight.data = lin.weight.data.t().contiguous().t()
+        x = torch.randn(1, 1, k)
+        want = torch.nn.functional.linear(x, lin.weight, lin.bias)
+        got = lin(x)
+        assert got.shape == want.shape == (1, 1, n)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+        rows = torch.randn(3, k)
+        assert torch.equal(lin(rows), torch.nn.functional.linear(rows, lin.weight, lin.bias))

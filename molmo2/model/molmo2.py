@@ -17,6 +17,7 @@ from torch import nn
 from molmo2.config import Molmo2Config
 from molmo2.model.attention import SegmentMask
 from molmo2.model.connector import Connector
+from molmo2.model.linear import Linear
 from molmo2.model.text import KVCache, TextModel
 from molmo2.model.vision import VisionTransformer
 
@@ -48,7 +49,7 @@ class Molmo2Model(nn.Module):
         pool_dim = cfg.vision.hidden_size * len(self.feature_blocks)
         self.connector = Connector(cfg.connector, pool_dim, cfg.text.hidden_size)
         self.text = TextModel(cfg.text)
-        self.lm_head = nn.Linear(cfg.text.hidden_size, cfg.text.vocab_size, bias=False)
+        self.lm_head = Linear(cfg.text.hidden_size, cfg.text.vocab_size, bias=False)
 
     @property
     def dtype(self) -> torch.dtype:

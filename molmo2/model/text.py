@@ -22,6 +22,7 @@ from torch import nn
 
 from molmo2.config import TextConfig
 from molmo2.model.attention import attend
+from molmo2.model.linear import Linear
 
 
 class RMSNorm(nn.Module):
@@ -111,8 +112,8 @@ class TextAttention(nn.Module):
         self.num_heads, self.num_kv, self.head_dim = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
         q_dim, kv_dim = cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim
         self.split = (q_dim, kv_dim, kv_dim)
-        self.qkv = nn.Linear(cfg.hidden_size, q_dim + 2 * kv_dim, bias=cfg.qkv_bias)
-        self.out = nn.Linear(q_dim, cfg.hidden_size, bias=False)
+        self.qkv = Linear(cfg.hidden_size, q_dim + 2 * kv_dim, bias=cfg.qkv_bias)
+        self.out = Linear(q_dim, cfg.hidden_size, bias=False)
         self.per_head_norm = cfg.qk_norm_type == "qwen3"
         self.q_norm = RMSNorm(cfg.head_dim if self.per_head_norm else q_dim, cfg.rms_norm_eps)
         self.k_norm = RMSNorm(cfg.head_dim if self.per_head_norm else kv_dim, cfg.rms_norm_eps)
@@ -141,8 +142,8 @@ class TextBlock(nn.Module):
         self.attn = TextAttention(cfg, layer)
         self.attn_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.ff_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
-        self.up_gate = nn.Linear(cfg.hidden_size, 2 * cfg.intermediate_size, bias=False)
-        self.down = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
+        self.up_gate = Linear(cfg.hidden_size, 2 * cfg.intermediate_size, bias=False)
+        self.down = Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
 
     def mlp(self, x: torch.Tensor) -> torch.Tensor:
         up, gate = self.up_gate(x).chunk(2, dim=-1)
