@@ -144,12 +144,12 @@ def _remote_verb(args: argparse.Namespace, media: object):
 
     from molmo2.serve.client import RemoteModel
 
-    local_only = [f"--{k}" for k in ("clip", "windows", "slowfast", "subtitles") if getattr(args, k) is not None]
+    local_only = [f"--{k}" for k in ("windows", "slowfast", "subtitles") if getattr(args, k) is not None]
     if local_only:
         raise Molmo2Error(f"{', '.join(local_only)} need(s) the model here; the server at --endpoint samples the "
-                          "video itself (use --max-frames / --max-fps, or drop --endpoint)")
+                          "video itself (use --max-frames / --max-fps / --clip, or drop --endpoint)")
     options = {k: v for k, v in {"max_new_tokens": args.max_new_tokens, "max_frames": args.max_frames,
-                                 "max_fps": args.max_fps}.items() if v is not None}
+                                 "max_fps": args.max_fps, "clip": args.clip}.items() if v is not None}
     text_args = [args.text] if VERBS[args.command][1] else []
     with RemoteModel(args.endpoint, model=args.model, api_key=args.api_key or os.environ.get("MOLMO2_API_KEY"),
                      timeout=args.timeout) as remote:

@@ -23,8 +23,11 @@ the same ``Answer`` / ``PointAnswer`` / ``CountAnswer`` / ``TrackAnswer``. Why i
   ``message.grounding``); a server that reports none (vLLM) gives the text with no pixel grounding.
 * **What runs on the server's side stays there**: video sampling is the server's (``max_frames`` and
   ``max_fps`` are sent as request fields, which ``molmo2 serve`` honours and vLLM ignores), so
-  ``MediaInfo.timestamps`` is None. ``clip``, ``windows``, ``slowfast`` and ``subtitles`` need the local
-  pipeline and are refused with a message saying so.
+  ``MediaInfo.timestamps`` is None. ``clip=(start, end)`` is sent as the request field ``clip``, which
+  ``molmo2 serve`` honours (the answer's times are put back on the video's timeline, as the pipeline
+  does); a server that answers without ``molmo2 serve``'s ``grounding`` extension (vLLM) would have seen
+  the whole video, so that answer is refused with ``RemoteError``. ``windows``, ``slowfast`` and
+  ``subtitles`` need the local pipeline and are refused with a message saying so.
 * **Busy servers are retried**: a 503 (queue full) is retried ``retries`` times after its
   ``Retry-After``; every other error raises ``RemoteError`` with the server's message and status.
 
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -62,7 +66,7 @@ _MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".web
          ".gif": "image/gif", ".bmp": "image/bmp", ".tif": "image/tiff", ".tiff": "image/tiff",
          ".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm",
          ".mkv": "video/x-matroska", ".avi": "video/x-msvideo", ".ogv": "video/ogg"}
-_LOCAL_ONLY = ("clip", "windows", "slowfast", "subtitles")
+_LOCAL_ONLY = ("windows", "slowfast", "subtitles")
 
 
 class RemoteError(Molmo2Error):
@@ -147,8 +151,8 @@ class RemoteModel:
     def chat(self, messages: Sequence[dict], media: Any = None, **options: Any) -> Answer:
         """Continue a conversation about ``media`` (``messages``: user / assistant turns, ending with user).
 
-        Options: ``max_new_tokens``, ``sampling`` (a ``SamplingParams``), ``max_frames``, ``max_fps``
-        (video sampling, done by the server), ``on_text`` (called with each piece of the answer as the
+        Options: ``max_new_tokens``, ``sampling`` (a ``SamplingParams``), ``max_frames``, ``max_fps``,
+        ``clip=(start, end)`` (video sampling, done by the server), ``on_text`` (called with each piece of the answer as the
         server streams it; their concatenation is ``Answer.text``)."""
         if isinstance(messages, (str, bytes)) or not messages:
             raise Molmo2Error("messages must be a non-empty list of {'role': 'user'|'assistant', 'content': str}")
@@ -160,18 +164,24 @@ class RemoteModel:
     def _answer(self, result_cls: type, verb: str, media: Any, turns: list[dict], *,
                 max_new_tokens: int | None = None, sampling: SamplingParams | None = None,
                 max_frames: int | None = None, max_fps: float | None = None,
+                clip: tuple[float, float] | None = None,
                 on_text: Callable[[str], None] | None = None, **options: Any) -> Answer:
         local = [k for k in options if k in _LOCAL_ONLY]
         if local:
             raise Molmo2Error(f"{', '.join(local)} need(s) the local pipeline (molmo2.Molmo2); a remote server "
-                              "samples the video itself (send max_frames / max_fps instead)")
+                              "samples the video itself (send max_frames / max_fps / clip instead)")
         if options:
             raise TypeError(f"unexpected option(s) {sorted(options)}")
         t0 = time.perf_counter()
         kind = None if media is None else _kind(media)
         is_video = kind == "video"
-        if (max_frames is not None or max_fps is not None) and not is_video:
-            raise MediaError("max_frames and max_fps apply to videos; this media is not one")
+        if (max_frames is not None or max_fps is not None or clip is not None) and not is_video:
+            raise MediaError("max_frames, max_fps and clip apply to videos; this media is not one")
+        if clip is not None:
+            try:
+                clip = (float(clip[0]), float(clip[1]))
+            except (TypeError, ValueError, IndexError):
+                raise MediaError(f"clip must be (start, end) in seconds, got {clip!r}") from None
         if max_new_tokens is None:  # as the pipeline: the sampling's budget, else the task's default
             max_new_tokens = sampling.max_new_tokens if sampling is not None else MAX_NEW_TOKENS.get(
                 (verb, is_video), 448)
@@ -196,6 +206,8 @@ class RemoteModel:
             body["max_frames"] = max_frames
         if max_fps is not None:
             body["max_fps"] = max_fps
+        if clip is not None:
+            body["clip"] = list(clip)
         if on_text is None:
             response = self._request("POST", "/chat/completions", body)
             choice = response["choices"][0]
@@ -205,6 +217,10 @@ class RemoteModel:
         else:
             text, finish, usage, server_grounding = self._stream(body, on_text)
         text = text.strip()
+        if clip is not None and server_grounding is None:
+            raise RemoteError(f"{self.base} answered without molmo2 serve's grounding extension, so it did not "
+                              "honour clip (vLLM ignores the field and answers about the whole video); ask about "
+                              "clips with molmo2 serve or the local model, or cut the clip into its own file")
         if None in sizes:  # media passed by URL: the sizes the server read, if it says
             reported = (server_grounding or {}).get("sizes") or []
             sizes = [tuple(s) for s in reported] if len(reported) == len(sizes) else []
@@ -212,6 +228,8 @@ class RemoteModel:
             grounding = GroundingResult(text=text, sizes=[])
         elif is_video:
             grounding = parse(text, sizes[0], video=True)
+            if clip is not None and clip[0]:  # clip times start at 0: back on the video's timeline, as the pipeline
+                grounding = _shifted(grounding, clip[0])
         else:
             grounding = parse(text, sizes if kind == "images" else sizes[0], video=False)
         return result_cls(text=text, grounding=grounding, media=MediaInfo(kind or "none", sizes), finish_reason=finish,
@@ -279,6 +297,17 @@ class RemoteModel:
 
 
 # ------------------------------------------------------------------------------------------ helpers
+
+
+def _shifted(result: GroundingResult, shift: float) -> GroundingResult:
+    """``result`` with every point's and track point's time moved by ``shift`` seconds (the pipeline's rule)."""
+    def moved(p: Any) -> Any:
+        return p if p.t is None else dataclasses.replace(p, t=round(p.t + shift, 6))
+
+    result.points = [moved(p) for p in result.points]
+    for track in result.tracks:
+        track.points = [moved(p) for p in track.points]
+    return result
 
 
 def _error_message(r: Any) -> str:

@@ -530,6 +530,10 @@ class ChatHandler:
                 options["max_frames"] = req.max_frames
             if req.max_fps is not None:
                 options["max_fps"] = req.max_fps
+            if req.clip is not None:
+                options["clip"] = (float(req.clip[0]), float(req.clip[1]))  # checked by the video loader
+        elif req.clip is not None:
+            raise ServeError(400, "clip applies to a video; this request has none")
         return _Call(turns, media, options, is_video=bool(videos))
 
     def _media(self, url: str, kind: str, k: int, budget: _Budget) -> bytes | Path:

@@ -6,7 +6,9 @@ Requests: ``messages`` whose ``content`` is a string or a list of parts, ``{"typ
 (with limits, ``fetch.py``; ``--no-remote-media`` turns it off) or a file path / ``file://`` URL under the
 server's ``--media-dir``. Sampling:
 ``max_tokens`` (or ``max_completion_tokens``), ``temperature``, ``top_p``, ``top_k``, ``seed``; video
-sampling: ``max_frames``, ``max_fps`` (molmo2 extensions, like vLLM's extra sampling fields). Fields that
+sampling: ``max_frames``, ``max_fps`` and ``clip: [start, end]`` (seconds: only that part of the video is
+sampled, as ``Molmo2.ask(..., clip=...)``; the answer's timestamps are then relative to ``start``) —
+molmo2 extensions, like vLLM's extra sampling fields. Fields that
 OpenAI clients send but we do not use (``user``, ``frequency_penalty``...) are ignored, not refused.
 
 Responses are OpenAI's ``chat.completion`` / ``chat.completion.chunk`` objects plus one extension:
@@ -79,6 +81,8 @@ class ChatCompletionRequest(_Lenient):
     # molmo2 extensions: video sampling
     max_frames: int | None = Field(default=None, ge=1)
     max_fps: float | None = Field(default=None, gt=0.0)
+    clip: list[float] | None = Field(default=None, min_length=2, max_length=2,
+                                     description="[start, end] seconds of the video to sample")
 
 
 class ViewerRequest(_Lenient):

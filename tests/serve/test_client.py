@@ -54,6 +54,7 @@ def test_verbs_equal_the_local_pipeline(remote, pipe, media_dir):
         ("ask", (np.asarray(Image.open(a)), "What colour?"), {}),  # an array: sent as PNG
         ("track", (clip, "the square"), {"max_frames": 3}),
         ("point", (clip.read_bytes(), "the square"), {"max_frames": 2}),
+        ("count", (clip, "squares"), {"max_frames": 4, "clip": (0.8, 1.6)}),  # 3 frames, the video has 4
         ("ask", (None, "Say hi."), {}),
     ]
     for verb, args, options in cases:
@@ -94,6 +95,42 @@ def test_errors_say_what_the_server_said(url, remote, media_dir):
         RemoteModel("localhost:8000")
     with pytest.raises(Molmo2Error, match="query"):
         remote.point(media_dir / "a.png", "  ")
+
+
+def test_clip_is_sent_its_times_put_back_and_refused_by_a_server_that_ignores_it(media_dir):
+    """``clip`` travels as the request field; the answer's times are moved onto the video's timeline as the
+    pipeline does; an answer without molmo2 serve's grounding extension (vLLM) cannot have honoured it."""
+    import json as json_
+
+    import httpx
+
+    sent = []
+    text = '<tracks coords="0.0 1 500 500\t1.0 1 600 500">sq</tracks>'
+
+    def server(with_grounding: bool):
+        def handle(request):
+            body = json_.loads(request.content)
+            sent.append(body)
+            message = {"role": "assistant", "content": text}
+            if with_grounding:
+                message["grounding"] = {"sizes": [[64, 48]]}
+            return httpx.Response(200, json={"choices": [{"message": message, "finish_reason": "stop"}],
+                                             "usage": {"prompt_tokens": 1, "completion_tokens": 1}})
+        return httpx.MockTransport(handle)
+
+    clip = media_dir / "clip.mp4"
+    with RemoteModel("http://x", model="m", transport=server(True)) as m:
+        answer = m.track(clip, "the square", clip=(0.8, 2.0))
+        assert sent[-1]["clip"] == [0.8, 2.0]
+        assert [p.t for p in answer.tracks[0].points] == [0.8, 1.8]
+        assert [p.t for p in m.track(clip, "the square").tracks[0].points] == [0.0, 1.0]
+        assert "clip" not in sent[-1]
+        with pytest.raises(MediaError, match="clip apply to videos"):
+            m.point(media_dir / "a.png", "x", clip=(0, 1))
+    with RemoteModel("http://x", model="m", transport=server(False)) as m:
+        assert m.track(clip, "x").tracks  # without clip a plain OpenAI server is fine
+        with pytest.raises(RemoteError, match="did not honour clip"):
+            m.track(clip, "x", clip=(0.8, 2.0))
 
 
 def test_busy_server_is_retried(media_dir):

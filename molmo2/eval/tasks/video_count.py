@@ -20,8 +20,9 @@ and ``per_category_average``. Default ``compat="correct"`` reads "There are none
 ``VideoCountEval.compat = "official"`` for the official regex, which never matches it.
 
 Uncertain: the hub file layout (parquet shard names) was not seen; field names are the official loader's.
-A remote server (``--endpoint``) cannot cut clips (the client refuses ``clip``), so rows with a clip need
-``--model``.
+With ``--endpoint`` the clip is sent as the request field ``clip``, which ``molmo2 serve`` honours (same
+answers as ``--model``, tested); a server without molmo2's extensions (vLLM) would answer about the whole
+video, so the client refuses its answer to a clipped question instead of scoring it.
 """
 
 from __future__ import annotations
