@@ -231,8 +231,10 @@ def test_multiple_choice_rules(data):
     # NeXTQA: the MMMU-style parser; no random fallback, so an unparsed answer is wrong and counted
     m, _ = _score("nextqa", data["nextqa"], lambda it: "(C)" if it.gt["answer"] == 2 else "A")
     assert m["groups"]["all"]["accuracy"] == 1.0 and set(m["groups"]) == {"all", "category/CW", "category/TN"}
+    assert m["groups"]["all"]["accuracy_random_fallback"] == 1.0
     m, _ = _score("nextqa", data["nextqa"], lambda it: "hmm")
     assert m["groups"]["all"]["accuracy"] == 0.0 and m["groups"]["all"]["parse_failure"] == 1.0
+    assert m["groups"]["all"]["accuracy_random_fallback"] == pytest.approx(1 / 5)  # the official guess, on average
     # MVBench: em_start, the answer starts with the letter
     right = {0: "B. It moved on.", 1: "b", 2: "A"}
     m, items = _score("mvbench", data["mvbench"], lambda it: right[int(it.id.rsplit("_", 1)[1]) if "Action" in it.id

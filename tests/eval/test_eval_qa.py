@@ -75,6 +75,26 @@ def test_videomme_rule_drops_unparsed_items():
     assert s["parse_failure"] == pytest.approx(1 / 3)
 
 
+def test_random_fallback_accuracy_is_the_official_expectation():
+    choices = [official_choice(t, OPTS, "nextqa") for t in ("(A)", "(B)", "no idea", "hmm")]
+    assert choices == [0, 1, None, None]
+    s = summarize_mc(choices, [0, 0, 1, 1], rule="nextqa", num_options=[4, 4, 4, 2])
+    assert s["accuracy"] == 0.25 and s["parse_failure"] == 0.5
+    assert s["accuracy_random_fallback"] == pytest.approx((1 + 1 / 4 + 1 / 2) / 4)
+    # it is what the official seeded-random fallback scores on average over many runs
+    runs = []
+    for seed in range(4000):
+        rng = random.Random(seed)
+        picks = [official_choice(t, opts, "nextqa", rng=rng) for t, opts in
+                 (("(A)", OPTS), ("(B)", OPTS), ("no idea", OPTS), ("hmm", OPTS[:2]))]
+        runs.append(sum(p == a for p, a in zip(picks, [0, 0, 1, 1])) / 4)
+    assert sum(runs) / len(runs) == pytest.approx(s["accuracy_random_fallback"], abs=0.01)
+    assert "accuracy_random_fallback" not in summarize_mc(choices, [0, 0, 1, 1], rule="perception_test",
+                                                          num_options=[4] * 4)
+    with pytest.raises(Molmo2Error, match="num_options"):
+        summarize_mc(choices, [0, 0, 1, 1], rule="nextqa", num_options=[4])
+
+
 def test_longvideobench_rule():
     assert official_choice("The correct option is E", ["a", "b", "c", "d", "e"], "longvideobench") == 4
     assert official_choice("xyz", OPTS, "longvideobench") is None

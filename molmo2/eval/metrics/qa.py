@@ -22,8 +22,12 @@ rule                official behaviour (function in ``olmo/eval``)
 ==================  ===========================================================================
 
 Random fallbacks take an explicit ``rng`` (``random.Random``); without one they return ``None``.
-:func:`summarize_mc` reports accuracy and the parse-failure rate; with ``rule="videomme"`` it also
-reports the official accuracy over parsed items only.
+:func:`summarize_mc` reports accuracy (an unparsed item is wrong) and the parse-failure rate; with
+``rule="videomme"`` it also reports the official accuracy over parsed items only; for the rules with a
+random fallback (``RANDOM_FALLBACK_RULES``) and the number of options per item it also reports
+``accuracy_random_fallback``, the official accuracy **in expectation** (an unparsed item counts
+``1 / num_options``, the chance its random letter is right): the number the official code gives on
+average, without its run-to-run noise.
 
 Short answers: VQA v2 normalization (punctuation, articles, number words, contractions) and
 ``min(#matching references / 3, 1)`` (``vqa_score``), after the official answer clean-up (text after
@@ -219,9 +223,14 @@ def mc_correct(text: str, answer_idx: int, options: Sequence[str] | int, rule: s
     return official_choice(text, options, rule, rng) == answer_idx
 
 
-def summarize_mc(choices: Sequence[int | None], answers: Sequence[int], rule: str = "robust") -> dict[str, float]:
+RANDOM_FALLBACK_RULES = ("nextqa", "egoschema", "longvideobench")
+
+
+def summarize_mc(choices: Sequence[int | None], answers: Sequence[int], rule: str = "robust",
+                 num_options: Sequence[int] | None = None) -> dict[str, float]:
     """``accuracy`` over all items (unparsed = wrong), ``parse_failure`` rate; for ``videomme`` also
-    ``accuracy_parsed`` (the official number: unparsed items excluded)."""
+    ``accuracy_parsed`` (the official number: unparsed items excluded); for a rule with a random fallback,
+    given ``num_options`` per item, also ``accuracy_random_fallback`` (the official number in expectation)."""
     if len(choices) != len(answers):
         raise Molmo2Error(f"{len(choices)} choices but {len(answers)} answers")
     if not answers:
@@ -231,6 +240,12 @@ def summarize_mc(choices: Sequence[int | None], answers: Sequence[int], rule: st
     out = {"accuracy": sum(ok) / len(ok), "parse_failure": 1 - sum(parsed) / len(parsed)}
     if rule == "videomme":
         out["accuracy_parsed"] = sum(ok) / sum(parsed) if any(parsed) else math.nan
+    if rule in RANDOM_FALLBACK_RULES and num_options is not None:
+        if len(num_options) != len(answers) or any(int(n) < 1 for n in num_options):
+            raise Molmo2Error(f"num_options must give a positive number of options for each of the {len(answers)} "
+                              "items")
+        guessed = sum(1 / int(n) for n, p in zip(num_options, parsed) if not p)
+        out["accuracy_random_fallback"] = (sum(ok) + guessed) / len(ok)
     return out
 
 
@@ -306,6 +321,7 @@ def vqa_score(text: str, answers: Sequence[str] | str) -> float:
 
 __all__ = [
     "MC_RULES",
+    "RANDOM_FALLBACK_RULES",
     "clean_short_answer",
     "em_start_choice",
     "extract_choice",

@@ -4,7 +4,9 @@ An item's ``gt`` holds ``options`` (texts) and ``answer`` (0-based index); the a
 of the official rules of :func:`molmo2.eval.metrics.official_choice` (``rule``), never with a random
 fallback: where the official code guesses, we count the item wrong and report the ``parse_failure`` rate
 instead, so numbers are reproducible (evaluation.md §9). ``accuracy`` (the headline) is the plain mean
-over items, as officially.
+over items, as officially. For a rule that guesses (NeXTQA's) the groups also report
+``accuracy_random_fallback``: the official accuracy in expectation, an unparsed item counting
+``1 / number of options`` (``summarize_mc``), which is what the official code scores on average.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ class MultipleChoice:
 
     def score_one(self, item: Item, record: Mapping[str, Any]) -> dict[str, Any]:
         choice = official_choice(text_of(item, record), item.gt["options"], self.rule)
-        return {"choice": choice, "answer": item.gt["answer"], "correct": choice == item.gt["answer"]}
+        return {"choice": choice, "answer": item.gt["answer"], "correct": choice == item.gt["answer"],
+                "num_options": len(item.gt["options"])}
 
     def summarize(self, rows: list[dict[str, Any]]) -> dict[str, float]:
-        return summarize_mc([r["choice"] for r in rows], [r["answer"] for r in rows], self.rule)
+        return summarize_mc([r["choice"] for r in rows], [r["answer"] for r in rows], self.rule,
+                            num_options=[r["num_options"] for r in rows])
 
     def score(self, items: Iterable[Item], predictions: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         return score_items(self.name, items, predictions, self.score_one, self.summarize, "accuracy")

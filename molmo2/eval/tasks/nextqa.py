@@ -19,7 +19,8 @@ Prompt (the official ``mc_qoa_template``; style ``video_eval_multiple_choice``, 
     Answer with the option's letter from the given choices directly.
 
 Greedy, at most 12 new tokens. Score: the official MMMU-style ``nextqa`` parser (``official_choice``),
-without its random fallback (see ``_mc.py``); ``answer`` is the 0-based GT index. Breakdown by question
+without its random fallback (see ``_mc.py``: ``accuracy_random_fallback`` is the official number in
+expectation); ``answer`` is the 0-based GT index. Breakdown by question
 ``type`` (CW, CH, TN, TC, TP, DL, DC, DO).
 """
 
