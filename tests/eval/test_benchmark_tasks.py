@@ -98,6 +98,18 @@ def test_parquet_shards_read_like_the_jsonl_export(tmp_path):
     assert [(i.id, i.prompt, i.size, i.gt["duration"]) for i in from_parquet] == \
         [(i.id, i.prompt, i.size, i.gt["duration"]) for i in from_jsonl]
     assert from_parquet[0].gt["masks"][0][0.5] == from_jsonl[0].gt["masks"][0][0.5]
+    # the official save_to_disk cache: a Dataset folder per split, or a DatasetDict around them
+    from vos_fixtures import write_arrow_cache
+
+    for layout in ("split", "dict"):
+        root = tmp_path / layout
+        write_arrow_cache(root / "Molmo2-VideoPointEval" / "val", video_point_rows())
+        if layout == "dict":
+            (root / "Molmo2-VideoPointEval" / "dataset_dict.json").write_text(json.dumps({"splits": ["val"]}))
+        write_point_videos(root)
+        from_arrow = task.load(root)
+        assert [(i.id, i.prompt, i.size) for i in from_arrow] == [(i.id, i.prompt, i.size) for i in from_jsonl]
+        assert from_arrow[0].gt["masks"][0][0.5] == from_jsonl[0].gt["masks"][0][0.5]
 
 
 def test_missing_files_and_fields_say_what_was_expected(data, tmp_path):

@@ -10,8 +10,11 @@ declares, as the official evaluators do (``extract_points(text, W, H)`` with the
 record scores the same whichever model or server produced it.
 
 Annotation files are read as released: Hugging Face dataset files (parquet shards, needing ``pyarrow``;
-or a JSONL export, ``Dataset.to_json``), JSON and CSV. :func:`read_records` names the file and field
-it expected when something is missing.
+a ``datasets`` ``save_to_disk`` folder; or a JSONL export, ``Dataset.to_json``), JSON and CSV. The file
+formats are read by :func:`molmo2.data.adapters.open_rows` (shared with the training-data adapters);
+what is eval-specific is finding a split's files in a benchmark's folder (:func:`read_records`, lenient
+about shard names, since the hub layouts of the Molmo2 eval sets were not seen) and naming the file and
+field it expected when something is missing.
 
 Scores follow one layout (the report's): ``groups`` maps ``"all"`` and ``"category/<name>"`` to
 ``{"num": n, metric: value, ...}``; ``headline`` names each group's headline metric. Grounding tasks
@@ -92,46 +95,25 @@ def _plain(v: Any) -> Any:
     return v
 
 
+def _rows(src: Path, split: str | None = None) -> list[dict[str, Any]]:
+    from molmo2.data.adapters import open_rows
+
+    return [_plain(r) for r in open_rows(src, split)[1]]
+
+
 def read_parquet(paths: Sequence[Path]) -> list[dict[str, Any]]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise Molmo2Error(f"reading {paths[0].name} needs pyarrow: pip install pyarrow (or export the dataset "
-                          "as JSONL with datasets' Dataset.to_json and pass that)") from None
-    rows: list[dict[str, Any]] = []
-    for p in paths:
-        rows += [_plain(r) for r in pq.read_table(p).to_pylist()]
-    return rows
+    """The rows of parquet files, in order (needs pyarrow)."""
+    return [r for p in paths for r in _rows(p)]
 
 
 def read_arrow(paths: Sequence[Path]) -> list[dict[str, Any]]:
     """The rows of Arrow IPC files, as ``datasets``' ``save_to_disk`` writes them (``data-00000-of-00001.arrow``
     next to ``state.json``): the official eval code's local cache of a hub dataset."""
-    try:
-        import pyarrow as pa
-    except ImportError:
-        raise Molmo2Error(f"reading {paths[0].name} needs pyarrow: pip install pyarrow") from None
-    rows: list[dict[str, Any]] = []
-    for p in paths:
-        with pa.memory_map(str(p)) as source:
-            try:
-                table = pa.ipc.open_stream(source).read_all()
-            except pa.ArrowInvalid:
-                source.seek(0)
-                table = pa.ipc.open_file(source).read_all()
-        rows += [_plain(r) for r in table.to_pylist()]
-    return rows
+    return [r for p in paths for r in _rows(p)]
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    for num, line in enumerate(path.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise Molmo2Error(f"{path}:{num}: not a JSON line ({e})") from None
-    return rows
+    return _rows(path)
 
 
 def read_json(path: Path) -> Any:
@@ -149,21 +131,24 @@ def read_csv(path: Path) -> list[dict[str, Any]]:
 
 def read_records(folder: Path, split: str, what: str) -> tuple[list[dict[str, Any]], str]:
     """The rows of a Hugging Face dataset split stored in ``folder``: its parquet shards (any depth, the
-    file name containing ``split``, e.g. ``data/val-00000-of-00001.parquet``), else a JSONL export
-    named like the split (``val.jsonl``). Returns (rows, what was read)."""
+    file name containing ``split``, e.g. ``data/val-00000-of-00001.parquet``), else a ``save_to_disk``
+    copy (a ``DatasetDict`` folder with ``dataset_dict.json``, or ``{split}/data-*.arrow``), else a JSONL
+    export named like the split (``val.jsonl``). Returns (rows, what was read)."""
     shards = sorted(p for p in folder.rglob("*.parquet") if split in p.name)
     if shards:
         return read_parquet(shards), ", ".join(str(p.relative_to(folder)) for p in shards)
+    if (folder / "dataset_dict.json").is_file():
+        return _rows(folder, split), f"{split}/ (save_to_disk)"
+    arrows = sorted((folder / split).glob("*.arrow")) if (folder / split).is_dir() else []
+    if arrows:
+        return read_arrow(arrows), ", ".join(str(p.relative_to(folder)) for p in arrows)
     for name in (f"{split}.jsonl", f"{split}.json"):
         if (folder / name).is_file():
             path = folder / name
-            rows = read_jsonl(path) if name.endswith(".jsonl") else read_json(path)
-            if not isinstance(rows, list):
-                raise Molmo2Error(f"{path}: expected a list of rows")
-            return rows, name
+            return _rows(path), name
     raise Molmo2Error(f"{what}: no annotations for split {split!r} in {folder}; expected the Hugging Face dataset "
-                      f"files (parquet shards such as data/{split}-00000-of-00001.parquet) or a JSONL export "
-                      f"{split}.jsonl")
+                      f"files (parquet shards such as data/{split}-00000-of-00001.parquet), a save_to_disk copy "
+                      f"({split}/data-00000-of-00001.arrow) or a JSONL export {split}.jsonl")
 
 
 def field_of(row: Mapping[str, Any], key: str, where: str) -> Any:

@@ -5,7 +5,8 @@ Released as the Hugging Face dataset ``allenai/Molmo2-VideoCountEval``, split ``
 (evaluation.md §5). Layout (``--data DIR``, the official ``VIDEO_DATA_HOME``; the videos are the 2 fps
 files of Molmo2-VideoPointEval)::
 
-    DIR/Molmo2-VideoCountEval/        the dataset: data/val-*.parquet (or val.jsonl); or these files in DIR
+    DIR/Molmo2-VideoCountEval/        the dataset: data/val-*.parquet, val/*.arrow (save_to_disk)
+                                      or val.jsonl; or these files in DIR
     DIR/<video subdirs>/{video_id}_2fps.mp4   as for molmo2-video-point (by video_source)
 
 Fields per row: ``video_id``, ``video_source``, ``label``, ``question``, ``count``, ``category``
@@ -19,7 +20,8 @@ Prompt: the row's ``question`` verbatim (style ``video_count``, a demo style: no
 and ``per_category_average``. Default ``compat="correct"`` reads "There are none." as 0; set
 ``VideoCountEval.compat = "official"`` for the official regex, which never matches it.
 
-Uncertain: the hub file layout (parquet shard names) was not seen; field names are the official loader's.
+Uncertain: the hub file layout was not seen, so any parquet file whose name holds the split is read (any
+depth), as are a save_to_disk copy and a JSONL export; field names are the official loader's.
 With ``--endpoint`` the clip is sent as the request field ``clip``, which ``molmo2 serve`` honours (same
 answers as ``--model``, tested); a server without molmo2's extensions (vLLM) would answer about the whole
 video, so the client refuses its answer to a clipped question instead of scoring it.

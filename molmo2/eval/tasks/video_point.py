@@ -4,7 +4,8 @@ Released as the Hugging Face dataset ``allenai/Molmo2-VideoPointEval``, split ``
 is ``Molmo2VideoPointEval`` (``olmo/data/molmo2_datasets.py``) and the metric ``VixMoPointEval``
 (evaluation.md §4). Layout read here (``--data DIR``, the official ``VIDEO_DATA_HOME``)::
 
-    DIR/Molmo2-VideoPointEval/        the dataset: data/val-*.parquet (or val.jsonl); or these files in DIR
+    DIR/Molmo2-VideoPointEval/        the dataset: data/val-*.parquet, val/*.arrow (save_to_disk)
+                                      or val.jsonl; or these files in DIR
     DIR/youtube-cc/youtube-cc-{exist,kw,temporal}-2fps/{video_id}_2fps.mp4     video_source "youtube"
     DIR/MammalNet/trimmed_video-2fps/{video_id}_2fps.mp4                       video_source "MammalNet"
     DIR/generated_videos/{video_id}_2fps.mp4                                   video_source "generated"
@@ -21,8 +22,8 @@ answer's points parsed at the row's ``width`` x ``height`` — one-to-one matchi
 a hit needs the exact time of an annotated mask of the matched instance and the point inside it; means of
 precision/recall/F1 over videos, headline ``f1``. Breakdown by ``video_source``.
 
-Uncertain: the file layout of the hub repo (parquet shard names) was not seen; the field names are the
-official loader's. Rows are read in file order; item ids are ``{video_id}/{label}/{row index}``.
+Uncertain: the file layout of the hub repo was not seen, so any parquet file whose name holds the split is
+read (any depth), as are a save_to_disk copy and a JSONL export; the field names are the official loader's. Rows are read in file order; item ids are ``{video_id}/{label}/{row index}``.
 """
 
 from __future__ import annotations

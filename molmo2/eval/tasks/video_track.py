@@ -5,7 +5,8 @@ Released as the Hugging Face dataset ``allenai/Molmo2-VideoTrackEval``, split ``
 ``VideoObjectTrackingEval`` at 1 fps (evaluation.md §6a). Layout (``--data DIR``, the official
 ``VIDEO_DATA_HOME``)::
 
-    DIR/Molmo2-VideoTrackEval/        the dataset: data/test-*.parquet (or test.jsonl); or these files in DIR
+    DIR/Molmo2-VideoTrackEval/        the dataset: data/test-*.parquet, test/*.arrow (save_to_disk)
+                                      or test.jsonl; or these files in DIR
     DIR/video_track/<source home>/videos/test/{clip}.mp4     source homes: APTv2, DanceTrack, SportsMOT,
                                                             personpath22, sav (by the row's video_dataset)
 
@@ -24,8 +25,10 @@ dance = dancetrack, sports = sportsmot, person = personpath22, misc = sav).
 
 Uncertain: the official eval draws one of the ten templates per item from an RNG stream we cannot
 reproduce; we ask with the first, or with ``prompt_seed`` (``molmo2 eval --prompt-seed``) draw one per
-item reproducibly (``_templates.py``). The official sampler picks a video fps from candidates with a 1 fps minimum; we cap
-sampling at 1 fps. The hub file layout (parquet shard names) was not seen; field names are the loader's.
+item reproducibly (``_templates.py``). The official sampler picks a video fps from candidates with a 1 fps
+minimum; we cap sampling at 1 fps (the rate the ground truth is kept at). The hub file layout was not
+seen, so any parquet file whose name holds the split is read (any depth), as are a save_to_disk copy and
+a JSONL export; field names are the loader's.
 J&F (the paper's headline) needs masks made from points by a segmenter the release does not include.
 """
 
