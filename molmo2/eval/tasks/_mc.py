@@ -11,16 +11,33 @@ over items, as officially. For a rule that guesses (NeXTQA's) the groups also re
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+from molmo2.errors import Molmo2Error
 from molmo2.eval.metrics import official_choice, summarize_mc
-from molmo2.eval.tasks._common import Item, ask, score_items, text_of
+from molmo2.eval.tasks._common import Item, ask, mc_prompt, score_items, text_of
 
 
 class MultipleChoice:
+    """A video multiple-choice benchmark: subclasses read their released layout in ``load`` and build
+    each question with :meth:`item`; predicting and scoring are shared."""
+
     name = ""
     rule = "robust"
+    instruction = ""  # the last line of the official prompt
+    max_new_tokens = 12
+
+    def item(self, item_id: str, video: Path, question: str, options: Sequence[str], answer: int,
+             category: str | None = None, clip: tuple[float, float] | None = None) -> Item:
+        """One question: the official prompt (question, ``A. option`` lines, instruction), the GT index."""
+        if not video.is_file():
+            raise Molmo2Error(f"{self.name}: video not found: {video}")
+        options = [str(o) for o in options]
+        return Item(id=item_id, media=video, medium="video", prompt=mc_prompt(question, options, self.instruction),
+                    max_new_tokens=self.max_new_tokens, category=category, clip=clip,
+                    gt={"options": options, "answer": int(answer)})
 
     def predict(self, pipe: Any, item: Item, **options: Any) -> dict[str, Any]:
         return ask(pipe, item, **options)

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from molmo2.errors import Molmo2Error
-from molmo2.eval.tasks._common import Item, check_dir, check_limit, field_of, mc_prompt, read_json
+from molmo2.eval.tasks._common import Item, check_dir, check_limit, field_of, read_json
 from molmo2.eval.tasks._mc import MultipleChoice
 
 LAYOUT = __doc__.split("::\n\n")[1].split("\n\nPrompt")[0]
@@ -64,6 +64,7 @@ class MVBench(MultipleChoice):
     name = "mvbench"
     rule = "em_start"
     max_new_tokens = 32
+    instruction = INSTRUCTION
 
     def load(self, data: str | Path, limit: int | None = None) -> list[Item]:
         check_limit(limit)
@@ -81,19 +82,14 @@ class MVBench(MultipleChoice):
                 video = root / "video" / prefix / video_name
                 if task == "Episodic Reasoning":
                     video = video / "video.mp4"
-                if not video.is_file():
-                    raise Molmo2Error(f"{self.name}: video not found: {video}")
                 options = [str(c) for c in field_of(row, "candidates", where)]
                 answer = field_of(row, "answer", where)
                 if answer not in options:
                     raise Molmo2Error(f"{where}: item {k}: the answer {answer!r} is not one of its candidates")
                 clip = (float(row["start"]), float(row["end"])) if row.get("start") is not None and \
                     row.get("end") is not None else None
-                items.append(Item(
-                    id=f"{task}_{k}", media=video, medium="video",
-                    prompt=mc_prompt(field_of(row, "question", where), options, INSTRUCTION),
-                    max_new_tokens=self.max_new_tokens, category=task, clip=clip,
-                    gt={"options": options, "answer": options.index(answer)}))
+                items.append(self.item(f"{task}_{k}", video, field_of(row, "question", where), options,
+                                       options.index(answer), task, clip))
                 if limit is not None and len(items) >= limit:
                     return items
         return items

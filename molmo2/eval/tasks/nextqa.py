@@ -34,7 +34,6 @@ from molmo2.eval.tasks._common import (
     check_dir,
     check_limit,
     field_of,
-    mc_prompt,
     read_csv,
     read_json,
     read_parquet,
@@ -50,6 +49,7 @@ class NeXTQA(MultipleChoice):
     rule = "nextqa"
     split = "test"
     max_new_tokens = 12
+    instruction = INSTRUCTION
 
     def load(self, data: str | Path, limit: int | None = None) -> list[Item]:
         check_limit(limit)
@@ -77,15 +77,10 @@ class NeXTQA(MultipleChoice):
         items = []
         for k, row in enumerate(rows):
             options = [str(field_of(row, f"a{i}", where)).strip() for i in range(5)]
-            video = videos[field_of(row, "video", where)]
-            if not video.is_file():
-                raise Molmo2Error(f"{self.name}: video not found: {video}")
             qtype = row.get("type")
-            items.append(Item(
-                id=f"{row['video']}_{k}_type_{qtype}", media=video, medium="video",
-                prompt=mc_prompt(str(field_of(row, "question", where)).strip(), options, INSTRUCTION),
-                max_new_tokens=self.max_new_tokens, category=None if qtype is None else str(qtype),
-                gt={"options": options, "answer": int(field_of(row, "answer", where))}))
+            items.append(self.item(f"{row['video']}_{k}_type_{qtype}", videos[field_of(row, "video", where)],
+                                   str(field_of(row, "question", where)).strip(), options,
+                                   field_of(row, "answer", where), None if qtype is None else str(qtype)))
             if limit is not None and len(items) >= limit:
                 break
         return items

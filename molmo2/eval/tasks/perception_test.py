@@ -32,7 +32,6 @@ from molmo2.eval.tasks._common import (
     check_dir,
     check_limit,
     field_of,
-    mc_prompt,
     read_json,
     read_parquet,
 )
@@ -46,6 +45,7 @@ class PerceptionTest(MultipleChoice):
     name = "perception-test"
     rule = "perception_test"
     max_new_tokens = 12
+    instruction = INSTRUCTION
 
     def load(self, data: str | Path, limit: int | None = None) -> list[Item]:
         check_limit(limit)
@@ -65,16 +65,10 @@ class PerceptionTest(MultipleChoice):
         items = []
         for k, row in enumerate(rows):
             name = field_of(row, "video_name", where)
-            video = root / "videos" / f"{name}.mp4"
-            if not video.is_file():
-                raise Molmo2Error(f"{self.name}: video not found: {video}")
-            options = [str(o) for o in field_of(row, "options", where)]
             qid = row.get("question_id")
-            items.append(Item(
-                id=f"{name}/{qid if qid is not None else k}", media=video, medium="video",
-                prompt=mc_prompt(field_of(row, "question", where), options, INSTRUCTION),
-                max_new_tokens=self.max_new_tokens, category=row.get("area"),
-                gt={"options": options, "answer": int(field_of(row, "answer_id", where))}))
+            items.append(self.item(f"{name}/{qid if qid is not None else k}", root / "videos" / f"{name}.mp4",
+                                   field_of(row, "question", where), field_of(row, "options", where),
+                                   field_of(row, "answer_id", where), row.get("area")))
             if limit is not None and len(items) >= limit:
                 break
         return items
