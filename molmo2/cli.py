@@ -14,7 +14,8 @@ Subcommands (``SUBCOMMANDS`` below; each adds its parser and handler):
 * ``eval --task T --model M|--endpoint URL --data D [--limit N] [--out DIR]``: run an eval task
   (``molmo2.eval.runner``) with the model here or against an OpenAI-compatible server (``--api-key K``):
   ``DIR/predictions.jsonl`` (appended as it goes; a rerun resumes), ``metrics.json``, ``scores.jsonl``
-  (per item), ``report.md`` and ``report.html``; prints the Markdown report.
+  (per item), ``report.md`` and ``report.html``; prints the Markdown report. ``--compat official`` scores
+  with the official code's quirks (a rerun with the same ``--out`` rescores without asking the model).
 * ``serve --model M [--host H] [--port P] [--api-key K] [--media-dir DIR] [--max-concurrency N]
   [--max-batch N] [--no-remote-media]``: an OpenAI-compatible chat-completions server (``molmo2.serve``;
   needs the ``serve`` extra).
@@ -285,6 +286,11 @@ def _eval(args: argparse.Namespace) -> int:
         if not hasattr(task, "prompt_seed"):
             raise Molmo2Error(f"--prompt-seed: task {args.task!r} asks one fixed prompt per item (the official eval's)")
         task.prompt_seed = args.prompt_seed
+    if args.compat is not None:
+        if not hasattr(task, "compat"):
+            raise Molmo2Error(f"--compat: task {args.task!r} has no official quirk to reproduce (the tasks with one: "
+                              "molmo2-video-count, molmo2-video-track and the referring-VOS tasks)")
+        task.compat = args.compat
     options = {"max_new_tokens": args.max_new_tokens, "max_frames": args.max_frames}
     options = {k: v for k, v in options.items() if v is not None}
     run = dict(limit=args.limit, predictions_path=out / "predictions.jsonl",
@@ -301,6 +307,8 @@ def _eval(args: argparse.Namespace) -> int:
     else:
         result = evaluate(task, args.model, args.data, device=args.device, dtype=DTYPES[args.dtype], **run,
                           **options)
+    if hasattr(task, "compat"):
+        result.metrics["compat"] = task.compat
     (out / "metrics.json").write_text(json.dumps(result.metrics, indent=2) + "\n")
     with (out / "scores.jsonl").open("w") as f:
         f.writelines(json.dumps(s) + "\n" for s in result.per_item)
@@ -334,6 +342,10 @@ def _add_eval(sub) -> None:
     e.add_argument("--max-frames", type=int, help="most video frames to sample (default: the model's)")
     e.add_argument("--prompt-seed", type=int, help="draw each item's prompt from the official templates, seeded by "
                                                    "this and the item id (default: the first template)")
+    e.add_argument("--compat", choices=["correct", "official"],
+                   help="score as the official code does, quirks included ('official': VideoCountEval's 'none' "
+                        "regex that never matches, the tracking evals' absent-object mask lookup) or with them "
+                        "fixed ('correct', the default)")
     e.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     e.add_argument("--device", default="cpu")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -37,3 +37,27 @@ def test_eval_cli_end_to_end_and_resume(tiny_ckpt, shapes_dir, tmp_path, capsys)
 def test_eval_cli_reports_bad_input(tiny_ckpt, tmp_path, capsys):  # noqa: F811
     assert main(["eval", "--task", "nope", "--model", str(tiny_ckpt), "--data", str(tmp_path)]) == 2
     assert "unknown eval task" in capsys.readouterr().err
+
+
+def test_eval_cli_compat_switch_rescores_the_same_predictions(tmp_path, capsys):
+    """``--compat official`` reproduces the official VideoCountEval quirk ("There are none." never parses);
+    the predictions file is complete, so the model is never loaded (``--model`` names no real model)."""
+    from benchmark_fixtures import make_video_count
+
+    from molmo2.eval.tasks import get_task
+
+    data = make_video_count(tmp_path / "vc")
+    items = get_task("molmo2-video-count").load(data)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "predictions.jsonl").write_text("".join(
+        json.dumps({"id": it.id, "text": "There are none.", "model": "m"}) + "\n" for it in items))
+    argv = ["eval", "--task", "molmo2-video-count", "--model", "m", "--data", str(data), "--out", str(out),
+            "--no-progress"]
+    for compat, valid in ((None, 1.0), ("correct", 1.0), ("official", 0.0)):
+        assert main(argv + (["--compat", compat] if compat else [])) == 0
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["groups"]["all"]["valid"] == valid and metrics["compat"] == (compat or "correct")
+    assert "0 new predictions, 2 resumed" in capsys.readouterr().err
+    assert main(["eval", "--task", "nextqa", "--model", "m", "--data", str(data), "--compat", "official"]) == 2
+    assert "no official quirk" in capsys.readouterr().err
