@@ -1,7 +1,8 @@
 """``molmo2 train``: resolve a recipe, apply ``--set`` overrides, prepare, then run each phase.
 
 ``--set key=value`` applies to every phase; ``--set phase2.key=value`` to one phase. Each phase
-starts from the previous phase's last checkpoint unless its ``model`` is set. The final weights are
+starts from the previous phase's last checkpoint unless its ``model`` is set (after a LoRA phase: its
+adapters merged into the weights, ``<phase run_dir>/merged``). The final weights are
 exported as a plain model directory, ``<run_dir>/final`` (LoRA adapters merged in), by rank 0 when
 launched under torchrun while the other ranks wait.
 """
@@ -43,6 +44,7 @@ def run(recipe_name: str, sets: list[str], dry_run: bool = False, run_dir: str |
     if recipe.prepare:
         log(f"preparing data and model for {recipe_name} under {root}")
         recipe.prepare(phases)
+    from molmo2.train import parallel
     from molmo2.train.trainer import Trainer
 
     last = None
@@ -51,6 +53,11 @@ def run(recipe_name: str, sets: list[str], dry_run: bool = False, run_dir: str |
             if last is None:
                 raise ConfigError(f"phase {i} has no model; set --set model=DIR")
             c.model = str(last / "model")
+            if phases[i - 2].lora.rank:  # start from the previous phase's adapters merged in, not the bare base
+                c.model = str(Path(phases[i - 2].run_dir) / "merged")
+                if parallel.get_rank() == 0:
+                    export_final(last, Path(c.model), phases[i - 2].lora)
+                parallel.barrier()
             c.init = "checkpoint"
         log(f"phase {i}/{len(phases)}: {c.steps} steps -> {c.run_dir}")
         if c.save_every <= 0:
@@ -59,8 +66,6 @@ def run(recipe_name: str, sets: list[str], dry_run: bool = False, run_dir: str |
         last = latest_checkpoint(Path(c.run_dir))
     final = root / "final"
     if last is not None:
-        from molmo2.train import parallel
-
         if parallel.get_rank() == 0:  # under torchrun: one writer, from the checkpoint's full tensors
             export_final(last, final, phases[-1].lora)
             log(f"final model: {final}")

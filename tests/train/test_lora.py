@@ -57,3 +57,21 @@ def test_lora_recipe_exports_a_merged_checkpoint(tmp_path):
     assert (run / "phase1" / "checkpoints" / "step_000003" / "lora.safetensors").is_file()
     merged = load_model(run / "final")
     assert not any("lora" in k for k in merged.state_dict())
+
+
+def test_a_lora_phase_hands_its_merged_weights_to_the_next(model_dir, manifest, tmp_path, monkeypatch):
+    from molmo2.train import launch, recipes
+
+    kw = {"lora.rank": 2, "lora.alpha": 4.0, "save_every": 2}
+    first = make_cfg(model_dir, manifest, tmp_path / "p1", steps=2, **kw)
+    second = make_cfg(model_dir, manifest, tmp_path / "p2", steps=2, **kw)
+    second.model = ""
+    monkeypatch.setitem(recipes.RECIPES, "two-lora", lambda: recipes.Recipe("two-lora", [first, second]))
+    final = launch.run("two-lora", [], log=lambda m: None)
+    merged1 = load_model(tmp_path / "p1" / "merged").state_dict()
+    base1 = load_model(tmp_path / "p1" / "checkpoints" / "step_000002" / "model").state_dict()
+    base2 = load_model(tmp_path / "p2" / "checkpoints" / "step_000002" / "model").state_dict()
+    changed = [k for k in merged1 if not torch.equal(merged1[k], base1[k])]
+    assert changed and all("text.blocks" in k for k in changed)  # phase 1's adapters are in the merge
+    assert all(torch.equal(base2[k], merged1[k]) for k in merged1)  # phase 2 trained on top of it
+    assert not any("lora" in k for k in load_model(final).state_dict())
