@@ -6,14 +6,19 @@ throughput, all measured in one run.
    real tokens / row slots, crop fill = crops / crop slots (rows of 16,384 tokens, 128 crops).
 2. Mask memory at 16k tokens: the official dense float32 bias ``[B, 1, S, S]`` (plus the bf16 copy
    made inside every layer) vs ``SegmentMask``'s per-example boolean masks (``sum L_i^2`` bytes).
-3. Throughput: the same examples on a small Molmo2 (text-only tokens, tiny config widened), trained
-   one step per batch either packed into rows or padded to the longest example; examples/s.
+3. Throughput: the same examples of that mix (rows of 16,384 tokens) on a small text-only LLM with
+   Molmo2-4B's attention : linear cost ratio, one training step per batch: (a) packed rows, (b)
+   pad-to-longest batches with our per-example attention, (c) pad-to-longest with the official dense
+   float mask (training.md §4.3); examples/s, steps interleaved, with the CPU other processes used.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,6 +28,9 @@ from molmo2.model import Molmo2Model
 from molmo2.train.batch import collate, loss_sums
 from molmo2.train.packing import Packer, PackItem
 from molmo2.train.trainer import init_weights, tune_malloc
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/common.py
+from common import ForeignLoad  # noqa: E402
 
 
 def sft_like_lengths(n: int, rng: np.random.Generator) -> list[tuple[int, int]]:
@@ -66,57 +74,133 @@ def mask_memory(rows_tokens: list[list[int]], S: int) -> tuple[float, float]:
 
 
 class _Item:
-    """A text-only TrainItem stand-in with random tokens (loss on the second half)."""
+    """A TrainItem stand-in with random tokens: a visual prefix (bidirectional in the mask, as frames and
+    crops are), then text with loss on its second half."""
 
-    def __init__(self, n: int, rng: np.random.Generator, vocab: int):
+    def __init__(self, n: int, num_visual: int, rng: np.random.Generator, vocab: int):
         from molmo2.train.trees import TreeTokens
 
         ids = rng.integers(3, vocab, n)
         targets = np.append(ids[1:], -1)
         w = np.zeros(n, np.float32)
-        w[n // 2 : n - 1] = 1.0
+        w[(num_visual + n) // 2 : n - 1] = 1.0
         targets[w == 0] = -1
         self.tree = TreeTokens(ids, targets, w, np.arange(n), np.ones(n, np.int64), 1, 0)
-        self.is_visual = np.zeros(n, bool)
+        self.is_visual = np.arange(n) < num_visual
         self.pixel_values = self.pooling = None
         self.num_tokens, self.num_crops = n, 0
 
 
-def throughput(num: int, seq_len: int, steps: int) -> tuple[float, float, float]:
-    rng = np.random.default_rng(1)
+def official_dense_attention(q, k, v, mask, scale, gqa):
+    """What the official trainer does in every layer (training.md §4.3): one dense additive float32 bias
+    ``[B, 1, S, S]`` (0 / finfo.min) built once per forward from the same rule, K/V repeated for GQA,
+    SDPA with ``attn_mask``. (Under bf16 autocast it also makes a bf16 copy per layer; this bench runs
+    fp32, which spares the baseline that copy.)"""
+    if "bias" not in mask._local:
+        ex, br, vis = mask.example_ids, mask.branch_ids, mask.is_visual
+        B, S = ex.shape
+        bias = torch.empty(B, 1, S, S)
+        for b in range(B):  # row by row: only the bias itself is B x S^2 (the official builds it at once)
+            allowed = type(mask)(ex[b : b + 1], br[b : b + 1], vis[b : b + 1]).dense()
+            bias[b] = torch.where(allowed[0], 0.0, torch.finfo(torch.float32).min)
+        mask._local["bias"] = bias
+    if gqa:
+        rep = q.shape[1] // k.shape[1]
+        k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+    return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask._local["bias"], scale=scale)
+
+
+def throughput_model() -> Molmo2Model:
+    """1-layer LLM whose attention : linear FLOP ratio per token is Molmo2-4B's (attention width /
+    parameters per layer: 64 / 1.70M here, 4096 / 101M there), so padding and attention cost in the
+    same proportion; vocab 1024 (the head runs at supervised positions only, as in training)."""
     cfg = Molmo2Config.from_name("tiny")
-    cfg.text.hidden_size, cfg.text.num_layers, cfg.text.intermediate_size = 256, 4, 768
-    cfg.text.num_heads, cfg.text.num_kv_heads, cfg.text.head_dim = 4, 2, 64
+    cfg.text.hidden_size, cfg.text.num_layers, cfg.text.intermediate_size = 512, 1, 1024
+    cfg.text.num_heads, cfg.text.num_kv_heads, cfg.text.head_dim = 1, 1, 64
+    cfg.text.max_position_embeddings = 16_384
     model = Molmo2Model(cfg.validate())
     init_weights(model, 0)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    lengths = [int(x) for x in np.clip(rng.lognormal(5.8, 0.9, num), 40, seq_len)]
-    items = [_Item(n, rng, cfg.text.vocab_size) for n in lengths]
+    return model
 
-    def run(batches) -> float:
-        t0 = time.perf_counter()
-        done = 0
-        for rows in batches[:steps]:
-            b = collate(rows)
-            s = loss_sums(model, b)
+
+def throughput(num_rows: int, rows_per_step: int = 2, seq_len: int = 16_384, max_crops: int = 128) -> dict:
+    """Examples/s on the same examples: those of the first ``num_rows`` packed rows of the SFT-like mix.
+    (a) packed, ``rows_per_step`` rows per step (the official SFT micro-batch is 2 rows); pad-to-longest
+    batches in stream order with as many examples per step (and half as many), each with (b) our
+    per-example attention and (c) the official dense float mask. Each mode runs as a block after one
+    untimed warm-up step: interleaving the modes made every step pay for the previous mode's differently
+    sized buffers (fresh pages: the first pass spent 28% of its CPU time in the kernel, and one packed
+    batch took 7-18 s), which measures the CPU allocator rather than the batching."""
+    import molmo2.model.attention as attention
+
+    rng = np.random.default_rng(0)
+    sizes = sft_like_lengths(48 + 8 * num_rows, rng)
+    packer = Packer(max_tokens=seq_len, max_crops=max_crops, buffer_size=48, image_weight=30)
+    rows = [r for r in (packer.add(PackItem(k, t, c)) for k, (t, c) in enumerate(sizes)) if r][:num_rows]
+    assert len(rows) == num_rows
+    model = throughput_model()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    items = {}
+    for r in rows:
+        for p in r:
+            t, c = sizes[p.key]
+            visual = c * (81 if c > 9 else 150)  # video frames at 81 tokens, image crops ~150
+            items[p.key] = _Item(t, min(visual, t - 2), rng, model.cfg.text.vocab_size)
+    keys = sorted(items)  # stream order
+    per_step = max(1, round(len(keys) * rows_per_step / num_rows))
+
+    def padded(k):
+        return [[[items[key]] for key in keys[i : i + k]] for i in range(0, len(keys), k)]
+
+    packed = [[[items[p.key] for p in r] for r in rows[i : i + rows_per_step]]
+              for i in range(0, num_rows, rows_per_step)]
+    modes = {"packed": ("packed", rows_per_step, packed, False)}
+    for k in (per_step, max(1, per_step // 2)):
+        modes[f"dense{k}"] = ("pad to longest", k, padded(k), True)
+        modes[f"ours{k}"] = ("pad to longest", k, padded(k), False)
+    segments = attention._attend_segments
+
+    def step(batch, dense: bool) -> tuple[int, int]:
+        attention._attend_segments = official_dense_attention if dense else segments
+        try:
+            b = collate(batch)
+            s = loss_sums(model, b, backend="segments")
             ((s.ce + s.z) / max(s.weight, 1)).backward()
             opt.step()
             opt.zero_grad()
-            done += b.num_examples
-        return done / (time.perf_counter() - t0)
+        finally:
+            attention._attend_segments = segments
+        return b.num_examples, b.input_ids.numel()
 
-    packer = Packer(max_tokens=seq_len, buffer_size=32)
-    packed_rows = [r for r in (packer.add(PackItem(i, it.num_tokens)) for i, it in enumerate(items)) if r]
-    packed = [[[items[p.key] for p in row] for row in packed_rows[i : i + 2]] for i in range(0, len(packed_rows), 2)]
-    per_batch = max(1, round(2 * np.mean([len(r) for r in packed_rows])))  # same examples per step
-    padded = [[[it] for it in items[i : i + per_batch]] for i in range(0, len(items), per_batch)]
-    run(packed[:1])  # warm up allocator and kernels
-    return run(packed), run(padded), float(np.mean([sum(p.num_tokens for p in r) for r in packed_rows]) / seq_len)
+    out = {m: {"examples": 0, "slots": 0, "seconds": 0.0, "load": ForeignLoad()} for m in modes}
+    whole = ForeignLoad()
+    with whole:
+        for m, (_, _, batches, dense) in modes.items():
+            step(batches[0], dense)  # warm-up (not timed): the allocator's pages and kernels for this shape mix
+            for batch in batches:
+                t0 = time.perf_counter()
+                with out[m]["load"]:
+                    n, slots = step(batch, dense)
+                out[m]["seconds"] += time.perf_counter() - t0
+                out[m]["examples"] += n
+                out[m]["slots"] += slots
+    tokens = sum(it.num_tokens for it in items.values())
+    for m, (label, k, batches, dense) in modes.items():
+        o = out[m]
+        o.update(label=label, per_step=k, dense=dense, steps=len(batches), examples_per_s=o["examples"] / o["seconds"],
+                 token_fill=tokens / o["slots"], load=o["load"].summary())
+        # attention work: sum L_i^2 with per-example attention, B * S_max^2 with the dense mask
+        o["pairs"] = sum(b.num_tokens ** 2 for b in items.values()) if not dense else \
+            sum(len(b) * max(r[0].num_tokens for r in b) ** 2 for b in batches)
+    return {"modes": out, "examples": len(keys), "tokens": tokens, "rows": num_rows, "rows_per_step": rows_per_step,
+            "row_fill": tokens / (num_rows * seq_len), "foreign": whole.samples[0],
+            "seconds": sum(o["seconds"] for o in out.values())}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--rows", type=int, default=8, help="packed rows in the throughput measurement")
     args = ap.parse_args()
     torch.manual_seed(0)
     tune_malloc()
@@ -134,13 +218,22 @@ def main() -> None:
     print(f"\n## Attention mask memory, 2 packed rows of 16,384 tokens\n\nofficial dense fp32 bias + bf16 copy: "
           f"{dense:,.0f} MiB; SegmentMask per-example bool masks: {ours:,.0f} MiB ({dense / ours:.0f}x less); "
           "FlexAttention (CUDA): block mask only.\n")
-    steps = 3 if args.quick else 8
-    p, q, f = throughput(400, 2048, steps)
-    print("## Training throughput, same examples (text-only, 4 x 256 LLM, 2 rows of 2,048 tokens per step)\n")
-    print("| batching | examples/s | ratio |")
-    print("|---|---:|---:|")
-    print(f"| pad to longest | {q:.1f} | 1.00x |")
-    print(f"| packed (token fill {f:.0%}) | {p:.1f} | {p / q:.2f}x |")
+    r = throughput(2 if args.quick else args.rows)
+    m = throughput_model().cfg.text
+    print(f"## Training throughput, the same {r['examples']} examples of the SFT-like mix ({r['rows']} packed rows "
+          f"of 16,384 tokens, token fill {r['row_fill']:.1%}; text-only LLM {m.num_layers} x {m.hidden_size}, "
+          f"{m.num_heads} head of {m.head_dim}, SwiGLU {m.intermediate_size}; fp32 forward + backward + AdamW)\n")
+    print("| batching | per step | attention | computed tokens that are real | attention pairs | examples/s "
+          "| packed is | other processes' CPU |")
+    print("|---|---|---|---:|---:|---:|---:|---|")
+    p = r["modes"]["packed"]["examples_per_s"]
+    for o in r["modes"].values():
+        unit = "rows" if o["label"] == "packed" else "examples"
+        attn = "official dense fp32 mask" if o["dense"] else "ours, per example"
+        print(f"| {o['label']} | {o['per_step']} {unit} | {attn} | {o['token_fill']:.0%} | {o['pairs'] / 1e9:.2f}G | "
+              f"{o['examples_per_s']:.3f} | {p / o['examples_per_s']:.2f}x | {o['load']} |")
+    print(f"\ntimed steps {r['seconds']:.0f} s; other processes used {r['foreign']:.2f} cores on average during "
+          f"the measurement, warm-ups included (of {os.cpu_count()})")
 
 
 if __name__ == "__main__":
