@@ -337,7 +337,7 @@ def main(argv=None) -> int:
         out.append("\nWhat-if, timed in the same interleaved rounds: fp32 -- ours with the default row-major "
                    "weights (`load_model(decode_layout=False)`, molmo2 before the column-major decode layout); "
                    "bf16 -- oneDNN switched off for the decode steps (generate already does this).\n")
-        out.append("| dtype | input | fix | prefill speedup vs ref | decode ours today (tok/s) | decode with fix (tok/s) "
+        out.append("| dtype | input | fix | prefill speedup vs ref | decode ours (tok/s) | decode what-if (tok/s) "
                    "| decode ref (tok/s) | what-if decode speedup vs ref | same tokens as ours |")
         out.append("|---|---|---|---:|---:|---:|---:|---:|---|")
         for (dname, case), r in whatifs:
