@@ -40,6 +40,7 @@ JSON schema of ``GroundingResult.to_dict()`` (every key is always present; absen
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -153,6 +154,17 @@ class GroundingResult:
             "count": self.count.to_dict(),
             "errors": list(self.errors),
         }
+
+    def shift_times(self, seconds: float) -> GroundingResult:
+        """Move every video point's and track point's time by ``seconds`` (in place; returns ``self``):
+        answers about a clip are timed from the clip's start, this puts them on the video's timeline."""
+        def moved(p: Point) -> Point:
+            return p if p.t is None else dataclasses.replace(p, t=round(p.t + seconds, 6))
+
+        self.points = [moved(p) for p in self.points]
+        for track in self.tracks:
+            track.points = [moved(p) for p in track.points]
+        return self
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GroundingResult:

@@ -784,14 +784,7 @@ class Molmo2:
         if entry.kind == "video":
             result = parse(text, entry.sizes[0], video=True)
             if entry.time_offset:  # clip timestamps start at 0: put them back on the video's timeline
-                shift = entry.time_offset
-
-                def moved(p: Point) -> Point:
-                    return p if p.t is None else dataclasses.replace(p, t=round(p.t + shift, 6))
-
-                result.points = [moved(p) for p in result.points]
-                for track in result.tracks:
-                    track.points = [moved(p) for p in track.points]
+                result.shift_times(entry.time_offset)
             return result
         return parse(text, entry.sizes if entry.kind == "images" else entry.sizes[0], video=False)
 

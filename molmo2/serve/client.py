@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import dataclasses
 import io
 import json
 import os
@@ -229,7 +228,7 @@ class RemoteModel:
         elif is_video:
             grounding = parse(text, sizes[0], video=True)
             if clip is not None and clip[0]:  # clip times start at 0: back on the video's timeline, as the pipeline
-                grounding = _shifted(grounding, clip[0])
+                grounding = grounding.shift_times(clip[0])
         else:
             grounding = parse(text, sizes if kind == "images" else sizes[0], video=False)
         return result_cls(text=text, grounding=grounding, media=MediaInfo(kind or "none", sizes), finish_reason=finish,
@@ -297,17 +296,6 @@ class RemoteModel:
 
 
 # ------------------------------------------------------------------------------------------ helpers
-
-
-def _shifted(result: GroundingResult, shift: float) -> GroundingResult:
-    """``result`` with every point's and track point's time moved by ``shift`` seconds (the pipeline's rule)."""
-    def moved(p: Any) -> Any:
-        return p if p.t is None else dataclasses.replace(p, t=round(p.t + shift, 6))
-
-    result.points = [moved(p) for p in result.points]
-    for track in result.tracks:
-        track.points = [moved(p) for p in track.points]
-    return result
 
 
 def _error_message(r: Any) -> str:

@@ -107,3 +107,18 @@ def test_mot_csv_renumbers_clashing_ids_and_keeps_one_row_per_frame():
     assert to_mot_csv([], fps=10) == ""
     with pytest.raises(ValueError):
         to_mot_csv(tracks, fps=0)
+
+
+def test_shift_times_moves_video_points_and_tracks_only():
+    from molmo2.grounding import parse
+
+    r = parse('<tracks coords="0.5 1 100 200;1.0 1 110 210">ball</tracks><points coords="2.0 1 500 500">x</points>',
+              (640, 480), video=True)
+    before = [p.t for p in r.points], [[p.t for p in t.points] for t in r.tracks]
+    assert r.shift_times(10.25) is r
+    assert [p.t for p in r.points] == [t + 10.25 for t in before[0]]
+    assert [[p.t for p in t.points] for t in r.tracks] == [[t + 10.25 for t in ts] for ts in before[1]]
+    from molmo2.grounding.types import GroundingResult, Point
+
+    img = GroundingResult(text="", sizes=[(640, 480)], points=[Point(1.0, 2.0, image=0)])
+    assert img.shift_times(3.0).points == [Point(1.0, 2.0, image=0)]
