@@ -172,25 +172,32 @@ def _decode_loop(model, p, logits, attention_mask, cache, outputs, reasons, done
                  pad_token_id, stop_check, row_done) -> None:
     B = len(outputs)
     checks = [stop_check] * B if stop_check is None or callable(stop_check) else list(stop_check)
+    finished = [False] * B  # per-row flags kept in Python: no tensor op per row and step
+    pad = None
     for step in range(p.max_new_tokens):
         next_ids = sample_next(logits, p, generator)
-        next_ids = torch.where(done, torch.full_like(next_ids, pad_token_id), next_ids)
+        if any(finished):  # finished rows keep stepping with the pad token
+            if pad is None:
+                pad = torch.full_like(next_ids, pad_token_id)
+            next_ids = torch.where(done, pad, next_ids)
         for b, tok in enumerate(next_ids.tolist()):
-            if done[b]:
+            if finished[b]:
                 continue
             if tok in stops:
-                done[b], reasons[b] = True, "stop"
+                stop = True
+            else:
+                outputs[b].append(tok)
+                stop = checks[b] is not None and bool(checks[b](outputs[b]))
+            if stop:
+                finished[b], reasons[b] = True, "stop"
+                done[b] = True  # the mask torch.where uses
                 row_done(b)
-                continue
-            outputs[b].append(tok)
-            if checks[b] is not None and checks[b](outputs[b]):
-                done[b], reasons[b] = True, "stop"
-                row_done(b)
-        if bool(done.all()) or step == p.max_new_tokens - 1:
+        if all(finished) or step == p.max_new_tokens - 1:
             for b in range(B):
-                if not done[b]:  # ended by the length limit
+                if not finished[b]:  # ended by the length limit
                     row_done(b)
             break
         if attention_mask is not None:
             attention_mask = torch.cat([attention_mask, attention_mask.new_ones(B, 1)], dim=1)
         logits = model(next_ids[:, None], attention_mask=attention_mask, cache=cache)[:, -1]
+

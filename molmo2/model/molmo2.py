@@ -69,8 +69,11 @@ class Molmo2Model(nn.Module):
         feats = self.vision_features(visual.pixel_values)
         return self.connector(feats.reshape(-1, feats.shape[-1]), visual.pooling.to(feats.device))
 
-    def embed(self, input_ids_BT: torch.Tensor, visual_features: torch.Tensor | None) -> torch.Tensor:
+    def embed(self, input_ids_BT: torch.Tensor, visual_features: torch.Tensor | None,
+              check_patches: bool = True) -> torch.Tensor:
         x = self.text.embed_tokens(input_ids_BT)
+        if not check_patches and visual_features is None:
+            return x
         is_patch = input_ids_BT == self.cfg.image_patch_id
         n_patch = int(is_patch.sum())
         n_feat = 0 if visual_features is None else visual_features.shape[0]
@@ -138,7 +141,8 @@ class Molmo2Model(nn.Module):
         past = 0 if cache is None else cache.length
         if visual_features is None and visual is not None:
             visual_features = self.encode_visual(visual)
-        x = self.embed(input_ids, visual_features)
+        # decode steps (after the prompt) carry no media: a generated <im_patch> is embedded like any token
+        x = self.embed(input_ids, visual_features, check_patches=not (past and input_ids.shape[1] == 1))
         if position_ids is None:
             if attention_mask is not None:
                 position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, past:]

@@ -127,7 +127,9 @@ class TextAttention(nn.Module):
         k = k.view(B, T, self.num_kv, self.head_dim)
         if self.per_head_norm:
             q, k = self.q_norm(q), self.k_norm(k)
-        q, k = apply_rope(q.transpose(1, 2), cos, sin), apply_rope(k.transpose(1, 2), cos, sin)
+        # one rotation for the query and key heads together (elementwise, so the same values)
+        q, k = apply_rope(torch.cat((q, k), dim=2).transpose(1, 2), cos, sin).split(
+            (self.num_heads, self.num_kv), dim=1)
         v = v.view(B, T, self.num_kv, self.head_dim).transpose(1, 2)
         if cache is not None:
             k, v = cache.update(self.layer, k, v)
@@ -176,7 +178,7 @@ class TextModel(nn.Module):
         for flag, (inv_freq, factor) in self.rope.items():
             freqs = position_ids_BT[..., None].float() * inv_freq.to(x_BTD.device)
             emb = torch.cat((freqs, freqs), dim=-1)
-            rope[flag] = (emb.cos() * factor, emb.sin() * factor)
+            rope[flag] = (emb.cos(), emb.sin()) if factor == 1.0 else (emb.cos() * factor, emb.sin() * factor)
         for block, scaled in zip(self.blocks, self.layer_scaled):
             x_BTD = block(x_BTD, *rope[scaled], mask, cache)
         if cache is not None:
