@@ -137,12 +137,11 @@ def generate(
 
     outputs: list[list[int]] = [[] for _ in range(B)]
     reasons = ["length"] * B
-    done = torch.zeros(B, dtype=torch.bool, device=device)
     # oneDNN's single-row bf16 matmul is ~2.5x slower than PyTorch's own CPU kernel (measured in
     # bench/bench_model.py); the prefill keeps oneDNN, where it is much faster.
     slow_onednn = device.type == "cpu" and model.dtype == torch.bfloat16 and B == 1
     with torch.backends.mkldnn.flags(enabled=False) if slow_onednn else contextlib.nullcontext():
-        _decode_loop(model, p, logits, attention_mask, cache, outputs, reasons, done, stops, generator,
+        _decode_loop(model, p, logits, attention_mask, cache, outputs, reasons, stops, generator,
                      pad_token_id, stop_check, row_done)
     elapsed = time.perf_counter() - t0
     n_new = sum(len(o) for o in outputs)
@@ -168,18 +167,15 @@ def prefill_cache(
     return cache
 
 
-def _decode_loop(model, p, logits, attention_mask, cache, outputs, reasons, done, stops, generator,
+def _decode_loop(model, p, logits, attention_mask, cache, outputs, reasons, stops, generator,
                  pad_token_id, stop_check, row_done) -> None:
     B = len(outputs)
     checks = [stop_check] * B if stop_check is None or callable(stop_check) else list(stop_check)
     finished = [False] * B  # per-row flags kept in Python: no tensor op per row and step
-    pad = None
     for step in range(p.max_new_tokens):
         next_ids = sample_next(logits, p, generator)
         if any(finished):  # finished rows keep stepping with the pad token
-            if pad is None:
-                pad = torch.full_like(next_ids, pad_token_id)
-            next_ids = torch.where(done, pad, next_ids)
+            next_ids = next_ids.masked_fill(torch.tensor(finished, device=next_ids.device), pad_token_id)
         for b, tok in enumerate(next_ids.tolist()):
             if finished[b]:
                 continue
@@ -190,7 +186,6 @@ def _decode_loop(model, p, logits, attention_mask, cache, outputs, reasons, done
                 stop = checks[b] is not None and bool(checks[b](outputs[b]))
             if stop:
                 finished[b], reasons[b] = True, "stop"
-                done[b] = True  # the mask torch.where uses
                 row_done(b)
         if all(finished) or step == p.max_new_tokens - 1:
             for b in range(B):
@@ -200,4 +195,3 @@ def _decode_loop(model, p, logits, attention_mask, cache, outputs, reasons, done
         if attention_mask is not None:
             attention_mask = torch.cat([attention_mask, attention_mask.new_ones(B, 1)], dim=1)
         logits = model(next_ids[:, None], attention_mask=attention_mask, cache=cache)[:, -1]
-

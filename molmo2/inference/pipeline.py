@@ -427,7 +427,7 @@ class Molmo2:
             if on_answer is not None:
                 on_answer(i, result)
 
-        groups: list[list[tuple[int, _Row]]] = []
+        groups: dict[Hashable, list[tuple[int, _Row]]] = {}  # by _batch_key, in order of first appearance
         for i, req in enumerate(requests):
             try:
                 if "windows" in req.options:
@@ -437,14 +437,8 @@ class Molmo2:
             except Exception as e:  # this request's own error: the others go on
                 deliver(i, e)
                 continue
-            key = _batch_key(row.params, i)
-            for group in groups:
-                if _batch_key(group[0][1].params, group[0][0]) == key:
-                    group.append((i, row))
-                    break
-            else:
-                groups.append([(i, row)])
-        for group in groups:
+            groups.setdefault(_batch_key(row.params, i), []).append((i, row))
+        for group in groups.values():
             self._generate_batch(group, deliver)
         return results
 
