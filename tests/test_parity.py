@@ -323,6 +323,48 @@ def test_fused_rms_norm_is_bitwise_the_explicit_formula(shape):
             assert torch.equal(norm(x), want)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_query_and_key_heads_normalized_in_one_call_equal_two_norms(dtype):
+    """``rms_norm_heads`` over the query|key heads side by side, with each side's weights, gives bitwise
+    what the two per-head RMSNorms give (the decoder normalizes both in one call)."""
+    from molmo2.model.text import RMSNorm, rms_norm_heads
+
+    torch.manual_seed(0)
+    H, KV, D = 8, 2, 64
+    qn, kn = RMSNorm(D, 1e-6).to(dtype), RMSNorm(D, 1e-6).to(dtype)
+    with torch.no_grad():
+        qn.weight.normal_(), kn.weight.normal_()
+        qkv = torch.randn(2, 5, (H + 2 * KV) * D).to(dtype)
+        qk = qkv[..., : (H + KV) * D].view(2, 5, H + KV, D)  # a strided view, as in the decoder
+        w = torch.cat((qn.weight.expand(H, D), kn.weight.expand(KV, D)))
+        got = rms_norm_heads(qk, w, 1e-6)
+        assert torch.equal(got[:, :, :H], qn(qk[:, :, :H].contiguous()))
+        assert torch.equal(got[:, :, H:], kn(qk[:, :, H:].contiguous()))
+
+
+@pytest.mark.parametrize("scaled", [False, True])
+def test_rope_table_and_rolled_rotation_equal_the_explicit_formula(scaled):
+    """Looked-up cos/sin with the rotation as one roll give bitwise the reference's rotate-half RoPE
+    computed from the positions (plain and YaRN), for positions that grow the table."""
+    from molmo2.config import TextConfig
+    from molmo2.model.text import RopeTable, apply_rope, rope_inv_freq
+
+    cfg = TextConfig(hidden_size=64, num_layers=1, num_heads=4, num_kv_heads=2, head_dim=16, intermediate_size=64,
+                     vocab_size=32, rope_theta=10_000.0, max_position_embeddings=8192,
+                     rope_scaling={"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 2048})
+    inv_freq, factor = rope_inv_freq(cfg, scaled)
+    table = RopeTable(inv_freq, factor)
+    torch.manual_seed(0)
+    for pos in (torch.arange(7)[None], torch.tensor([[3, 900, 5000]]), torch.tensor([[0, 1], [250, 251]])):
+        x = torch.randn(pos.shape[0], 3, pos.shape[1], 16)
+        freqs = pos[..., None].float() * inv_freq
+        emb = torch.cat((freqs, freqs), dim=-1)
+        cos, sin = emb.cos() * factor, emb.sin() * factor
+        want = x * cos[:, None] + torch.cat((-x[..., 8:], x[..., :8]), dim=-1) * sin[:, None]
+        for bound in (None, int(pos.max()) + 1):
+            assert torch.equal(apply_rope(x, *table.lookup(pos, bound)), want)
+
+
 @pytest.mark.parametrize("k,n", [(128, 64), (768, 1280), (2048, 768), (100, 32)])
 @pytest.mark.parametrize("bias", [False, True])
 def test_blocked_single_row_linear_matches_f_linear(k, n, bias):

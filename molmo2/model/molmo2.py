@@ -143,14 +143,16 @@ class Molmo2Model(nn.Module):
             visual_features = self.encode_visual(visual)
         # decode steps (after the prompt) carry no media: a generated <im_patch> is embedded like any token
         x = self.embed(input_ids, visual_features, check_patches=not (past and input_ids.shape[1] == 1))
-        if position_ids is None:
+        bound = None
+        if position_ids is None:  # derived here: every position is below past + T
+            bound = past + input_ids.shape[1]
             if attention_mask is not None:
                 position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, past:]
             else:
-                position_ids = torch.arange(past, past + input_ids.shape[1], device=input_ids.device)[None]
+                position_ids = torch.arange(past, bound, device=input_ids.device)[None]
                 position_ids = position_ids.expand(input_ids.shape[0], -1)
         mask = self.attention_mask(input_ids, attention_mask, past)
-        h = self.text(x, position_ids, mask, cache)
+        h = self.text(x, position_ids, mask, cache, position_bound=bound)
         if logits_to_keep:
             h = h[:, -logits_to_keep:]
         return self.lm_head(h)
