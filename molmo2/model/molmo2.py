@@ -129,14 +129,15 @@ class Molmo2Model(nn.Module):
         ``segments``: packed training rows (message trees, several examples per row); then
         ``position_ids`` are required and ``attention_mask``/``cache`` must be None.
         ``select``: boolean ``[B, T]``; return logits ``[N, V]`` of the selected positions only (training
-        applies the LM head to supervised positions only, training.md §1.1 ``response_logits_only``).
+        applies the LM head to supervised positions only, training.md §1.1 ``response_logits_only``); they
+        are also where response dropout applies (``TextModel.set_dropout``).
         """
         if segments is not None:
             if position_ids is None or cache is not None or attention_mask is not None:
                 raise ValueError("packed rows need explicit position_ids and no cache or attention_mask")
             x = self.embed(input_ids, self.encode_visual(visual) if visual_features is None and visual is not None
                            else visual_features)
-            h = self.text(x, position_ids, segments, None)
+            h = self.text(x, position_ids, segments, None, drop_mask=select)
             return self.lm_head(h if select is None else h[select])
         past = 0 if cache is None else cache.length
         if visual_features is None and visual is not None:

@@ -56,6 +56,10 @@ class TrainConfig:
     # freeze_lm_head, or the model is tied (tie_word_embeddings), where it is frozen with the rows
     freeze_base_embedding: bool = True
     freeze_lm_head: bool = False  # the 4B recipes set it: the official 4B head is its frozen tied embedding
+    # LLM residual dropout (training.md §1.2-1.3): on every residual branch's output at all positions,
+    # and/or at the loss-bearing positions only (per element, inverted; off in evaluation)
+    residual_dropout: float = 0.0
+    response_residual_dropout: float = 0.0
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)

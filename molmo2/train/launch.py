@@ -41,11 +41,19 @@ def run(recipe_name: str, sets: list[str], dry_run: bool = False, run_dir: str |
         log(plan(recipe))
         return None
     root = Path(phases[0].run_dir)
-    if recipe.prepare:
-        log(f"preparing data and model for {recipe_name} under {root}")
-        recipe.prepare(phases)
     from molmo2.train import parallel
     from molmo2.train.trainer import Trainer
+
+    if recipe.prepare:
+        # under torchrun one writer (rank 0) generates the data and model directory; the other ranks
+        # wait, then run the same preparation, which finds everything written and only fills in paths
+        rank, _ = parallel.init_distributed(phases[0].device)
+        if rank == 0:
+            log(f"preparing data and model for {recipe_name} under {root}")
+            recipe.prepare(phases)
+        parallel.barrier()
+        if rank != 0:
+            recipe.prepare(phases)
 
     last = None
     for i, c in enumerate(phases, 1):

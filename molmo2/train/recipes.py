@@ -49,7 +49,10 @@ def _released(size: str, stage: str) -> Recipe:
     c = TrainConfig(precision="bf16", activation_checkpointing=True, device="cuda", global_batch_rows=128,
                     freeze_base_embedding=True, run_dir=f"runs/{stage}-{size}", steps=steps,
                     micro_batch_rows=micro, save_every=save_every, keep_last=1,
-                    freeze_lm_head=size == "4b")  # official 4B: the head is the tied, frozen embedding
+                    freeze_lm_head=size == "4b",  # official 4B: the head is the tied, frozen embedding
+                    # pre-training drops at response tokens only, the SFT stages everywhere
+                    residual_dropout=0.0 if stage == "pretrain" else 0.1,
+                    response_residual_dropout=0.1 if stage == "pretrain" else 0.0)
     c.data.seq_len, c.data.max_crops_per_row, c.data.image_weight = seq_len, crops, image_weight
     c.data.max_frames, c.data.weighting, c.data.seed = frames, weighting, seed
     c.optim = OptimConfig(lr=dict(zip(("connector", "vit", "llm"), lr)),

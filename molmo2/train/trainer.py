@@ -150,6 +150,20 @@ def _import_wandb():
     return wandb
 
 
+def _rng_state(device: torch.device) -> dict:
+    """torch's random state (CPU, and this rank's GPU) as JSON-ready byte lists (no pickle)."""
+    state = {"cpu": torch.get_rng_state().tolist()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device).tolist()
+    return state
+
+
+def _set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(torch.tensor(state["cpu"], dtype=torch.uint8))
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(torch.tensor(state["cuda"], dtype=torch.uint8), device)
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, log: Callable[[str], None] = print):
         self.cfg = cfg
@@ -175,6 +189,7 @@ class Trainer:
         resume = latest_checkpoint(self.run_dir)
         self.model = self._build_model(resume)
         self.model_cfg = self.model.cfg
+        self.model.text.set_dropout(cfg.residual_dropout, cfg.response_residual_dropout)
         if cfg.lora.rank:
             from molmo2.train.lora import apply_lora, load_adapters
 
@@ -229,6 +244,8 @@ class Trainer:
         opt = optimizer_from_files(ckpt, keys_are_ints=self.world == 1)
         parallel.load_optimizer_state(self.model, self.optimizer, opt)
         self.rows.load_state_dict(state["data"][self.rank] if isinstance(state["data"], list) else state["data"])
+        if "rng" in state:  # dropout draws continue where they stopped
+            _set_rng_state(state["rng"][self.rank] if isinstance(state["rng"], list) else state["rng"], self.device)
 
     # -------------------------------------------------------------------------------- loop
     def _autocast(self):
@@ -284,13 +301,17 @@ class Trainer:
             model_state, adapters = split_state(model_state.items())
         optim_state = parallel.full_optimizer_state(self.model, self.optimizer)
         data_state = self.rows.state_dict()
+        rng_state = _rng_state(self.device)
         if self.world > 1:
             gathered = [None] * self.world
             torch.distributed.all_gather_object(gathered, data_state)
             data_state = gathered
+            gathered = [None] * self.world
+            torch.distributed.all_gather_object(gathered, rng_state)
+            rng_state = gathered
         path = None
         if self.rank == 0:
-            state = {"step": self.step, "data": data_state, "config": self.cfg.to_dict()}
+            state = {"step": self.step, "data": data_state, "rng": rng_state, "config": self.cfg.to_dict()}
             path = save_checkpoint(self.run_dir, self.step, model_state, self.model_cfg, self.model_dir,
                                    optim_state, state, self.cfg.keep_last, extra_tensors={"lora": adapters})
         parallel.barrier()

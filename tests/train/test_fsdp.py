@@ -140,3 +140,25 @@ def test_two_process_lora_matches_one_process_and_resumes(model_dir, manifest, t
     torch.testing.assert_close(merged[f"{w}.weight"], expect, atol=1e-6, rtol=1e-6)
     pipe = Molmo2.from_pretrained(run2 / "a" / "final")
     assert not any("lora" in k for k, _ in pipe.model.named_parameters())
+
+
+# A self-contained recipe under torchrun: rank 0 alone generates its data and model directory.
+PREPARE_RUNNER = '''
+import json, os
+from molmo2.data import shapes
+from molmo2.train import launch, parallel
+real = shapes.generate_dataset
+def counted(*a, **k):
+    with open({calls!r}, "a") as f:
+        f.write(os.environ["RANK"] + "\\n")
+    return real(*a, **k)
+shapes.generate_dataset = counted
+launch.run("debug-cpu", ["steps=2", "save_every=2", "micro_batch_rows=2", "data.buffer_size=1"], run_dir={run!r}, log=lambda m: None)
+'''
+
+
+def test_torchrun_prepares_self_contained_recipe_on_rank_0_only(tmp_path):
+    calls, run = tmp_path / "calls.txt", tmp_path / "run"
+    _launch(tmp_path, "prepare", PREPARE_RUNNER.format(calls=str(calls), run=str(run)), 2)
+    assert calls.read_text().split() == ["0"]  # debug-cpu has one dataset: generated once, by rank 0
+    assert (run / "final" / "model.safetensors").is_file()
