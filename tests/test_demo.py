@@ -75,7 +75,7 @@ def test_demo_runs_on_real_videos(tmp_path, name):
 # thresholds sit a little under the card's numbers, so a regression in model, processing or grounding
 # shows here.
 SLOW_FLOORS = {"pointing/image": 0.6, "counting/image": 0.55, "pointing/video": 0.5, "counting/video": 0.7,
-               "tracking/video": 0.5}  # measured on these samples: 0.75, 0.74, 0.67, 0.84, 0.63
+               "tracking/video": 0.5}  # measured on these samples: 0.75, 0.78, 0.64, 0.84, 0.63
 
 
 @pytest.mark.slow
