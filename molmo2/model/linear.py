@@ -9,8 +9,8 @@ added: about 27 GB/s, so the decode step is ~1.5x faster (``bench/bench_model.py
 the partial sums are added in a different order than one GEMV would, so results differ from
 ``F.linear`` in the last bits (well inside the 1e-4 parity tolerance; tested).
 
-Every other case (several rows, row-major weights, other dtypes or devices, one thread) is plain
-``nn.Linear``.
+Every other case (several rows, row-major weights, other dtypes or devices, one thread, weights under
+128k elements) is plain ``nn.Linear``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 _BLOCK = 64
+_MIN_WEIGHTS = 1 << 17  # smaller products are faster as one GEMV (measured: K x N = 128 x 64, 256 x 256)
 
 
 class Linear(nn.Linear):
@@ -27,6 +28,7 @@ class Linear(nn.Linear):
         K = w.shape[1]
         if (
             x.numel() == K
+            and K * w.shape[0] >= _MIN_WEIGHTS
             and w.stride() == (1, w.shape[0])
             and x.dtype == w.dtype == torch.float32
             and w.device.type == "cpu"

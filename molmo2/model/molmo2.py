@@ -150,8 +150,7 @@ class Molmo2Model(nn.Module):
             if attention_mask is not None:
                 position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, past:]
             else:
-                position_ids = torch.arange(past, bound, device=input_ids.device)[None]
-                position_ids = position_ids.expand(input_ids.shape[0], -1)
+                position_ids = past  # past, past + 1, ... in every row
         mask = self.attention_mask(input_ids, attention_mask, past)
         h = self.text(x, position_ids, mask, cache, position_bound=bound)
         if logits_to_keep:

@@ -120,6 +120,15 @@ class RopeTable:
             self.tables[device] = (cos, sin)
         return F.embedding(position_ids_BT, cos), F.embedding(position_ids_BT, sin)
 
+    def span(self, start: int, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos and sin ``[1, length, head_dim]`` of positions ``start, start + 1, ...`` (the same for
+        every row): views of the table, no lookup."""
+        cos, sin = self.tables.get(device, (None, None))
+        if cos is None or cos.shape[0] < start + length:
+            cos, sin = self.lookup(torch.zeros(1, 1, dtype=torch.long, device=device), start + length)
+            cos, sin = self.tables[device]
+        return cos[None, start : start + length], sin[None, start : start + length]
+
 
 class KVCache:
     """Preallocated keys/values for every layer: ``[L, B, KV, max_len, D]``. ``length`` counts cached
@@ -129,16 +138,22 @@ class KVCache:
         shape = (cfg.num_layers, batch, cfg.num_kv_heads, max_len, cfg.head_dim)
         self.k = torch.empty(shape, dtype=dtype, device=device)
         self.v = torch.empty(shape, dtype=dtype, device=device)
+        self._layers()
         self.max_len = max_len
         self.length = 0
 
+    def _layers(self) -> None:
+        self.k_layers, self.v_layers = self.k.unbind(0), self.v.unbind(0)  # views: no indexing per step
+
     def update(self, layer: int, k_BKTD: torch.Tensor, v_BKTD: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        start, end = self.length, self.length + k_BKTD.shape[2]
+        T = k_BKTD.shape[2]
+        start, end = self.length, self.length + T
         if end > self.max_len:
             raise ValueError(f"KV cache holds {self.max_len} positions; {end} needed")
-        self.k[layer, :, :, start:end] = k_BKTD
-        self.v[layer, :, :, start:end] = v_BKTD
-        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+        k, v = self.k_layers[layer], self.v_layers[layer]
+        k.narrow(2, start, T).copy_(k_BKTD)
+        v.narrow(2, start, T).copy_(v_BKTD)
+        return k.narrow(2, 0, end), v.narrow(2, 0, end)
 
     def advance(self, n: int) -> None:
         self.length += n
@@ -146,6 +161,7 @@ class KVCache:
     def select(self, batch_idx: torch.Tensor) -> None:
         """Keep only the given batch rows (drop finished sequences)."""
         self.k, self.v = self.k[:, batch_idx], self.v[:, batch_idx]
+        self._layers()
 
 
 class TextAttention(nn.Module):
@@ -160,6 +176,18 @@ class TextAttention(nn.Module):
         self.per_head_norm = cfg.qk_norm_type == "qwen3"
         self.q_norm = RMSNorm(cfg.head_dim if self.per_head_norm else q_dim, cfg.rms_norm_eps)
         self.k_norm = RMSNorm(cfg.head_dim if self.per_head_norm else kv_dim, cfg.rms_norm_eps)
+        self._qk_weight: tuple | None = None
+
+    def _qk_norm_weight(self) -> torch.Tensor:
+        """The query heads' and key heads' norm weights stacked ``[H + KV, D]``; kept between calls when
+        no gradient is recorded (decode steps), rebuilt when either weight changes."""
+        qw, kw = self.q_norm.weight, self.k_norm.weight
+        if torch.is_grad_enabled():
+            return torch.cat((qw.expand(self.num_heads, -1), kw.expand(self.num_kv, -1)))
+        key = (qw.data_ptr(), qw._version, kw.data_ptr(), kw._version)
+        if self._qk_weight is None or self._qk_weight[0] != key:
+            self._qk_weight = (key, torch.cat((qw.expand(self.num_heads, -1), kw.expand(self.num_kv, -1))))
+        return self._qk_weight[1]
 
     def forward(self, x_BTD, cos, sin, mask, cache: KVCache | None) -> torch.Tensor:
         B, T, _ = x_BTD.shape
@@ -169,8 +197,7 @@ class TextAttention(nn.Module):
             # the query and key heads lie side by side in the projection: normalized in one call, each
             # head with its own side's weights (elementwise, so the same values as two calls)
             qk = qkv[..., : (H + KV) * D].view(B, T, H + KV, D)
-            weight = torch.cat((self.q_norm.weight.expand(H, D), self.k_norm.weight.expand(KV, D)))
-            qk = rms_norm_heads(qk, weight, self.q_norm.eps)
+            qk = rms_norm_heads(qk, self._qk_norm_weight(), self.q_norm.eps)
         else:
             q, k, _ = qkv.split(self.split, dim=-1)
             qk = torch.cat((self.q_norm(q).view(B, T, H, D), self.k_norm(k).view(B, T, KV, D)), dim=2)
@@ -242,11 +269,15 @@ class TextModel(nn.Module):
         for block in self.blocks:
             block.residual_dropout, block.response_dropout = residual, response
 
-    def forward(self, x_BTD: torch.Tensor, position_ids_BT: torch.Tensor, mask, cache: KVCache | None = None,
+    def forward(self, x_BTD: torch.Tensor, position_ids_BT: torch.Tensor | int, mask, cache: KVCache | None = None,
                 position_bound: int | None = None, drop_mask: torch.Tensor | None = None):
-        """``position_bound``: a number larger than every position id, when the caller knows one.
+        """``position_ids_BT``: the positions, or an int ``p``: positions ``p, p + 1, ...`` in every row.
+        ``position_bound``: a number larger than every position id, when the caller knows one.
         ``drop_mask [B, T]``: the loss-bearing positions, for response dropout (training)."""
-        rope = {flag: table.lookup(position_ids_BT, position_bound) for flag, table in self.rope.items()}
+        if isinstance(position_ids_BT, int):
+            rope = {flag: table.span(position_ids_BT, x_BTD.shape[1], x_BTD.device) for flag, table in self.rope.items()}
+        else:
+            rope = {flag: table.lookup(position_ids_BT, position_bound) for flag, table in self.rope.items()}
         for block, scaled in zip(self.blocks, self.layer_scaled):
             x_BTD = block(x_BTD, *rope[scaled], mask, cache, drop_mask)
         if cache is not None:
