@@ -368,8 +368,8 @@ def test_rope_table_and_rolled_rotation_equal_the_explicit_formula(scaled):
 @pytest.mark.parametrize("k,n", [(128, 64), (768, 1280), (2048, 768), (100, 32)])
 @pytest.mark.parametrize("bias", [False, True])
 def test_blocked_single_row_linear_matches_f_linear(k, n, bias):
-    """The decode-step product over a column-major fp32 weight (blocked bmm) equals F.linear to float
-    rounding; several rows, row-major weights and sizes not divisible by the block take F.linear itself."""
+    """The decode-step product over a column-major fp32 weight (blocked bmm, up to 16 rows) equals F.linear
+    to float rounding; more rows, row-major weights and sizes not divisible by the block take F.linear."""
     from molmo2.model.linear import Linear
 
     torch.manual_seed(0)
@@ -381,5 +381,9 @@ def test_blocked_single_row_linear_matches_f_linear(k, n, bias):
         got = lin(x)
         assert got.shape == want.shape == (1, 1, n)
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
-        rows = torch.randn(3, k)
+        for m in (3, 16):  # a few rows take the blocked product too
+            rows = torch.randn(m, k)
+            torch.testing.assert_close(lin(rows), torch.nn.functional.linear(rows, lin.weight, lin.bias),
+                                       rtol=1e-5, atol=1e-5)  # sums of 2048 products, other order
+        rows = torch.randn(2, 17, k)  # more rows: F.linear itself
         assert torch.equal(lin(rows), torch.nn.functional.linear(rows, lin.weight, lin.bias))
