@@ -316,3 +316,13 @@ def test_max_new_tokens_is_an_upper_bound_fitted_to_the_context(pipe, media_dir,
     assert seen["prompt"] + seen["budget"] == limit
     with pytest.raises(Molmo2Error, match="context"):
         pipe.ask(media_dir / "a.png", "word " * limit, max_new_tokens=1)
+
+
+def test_decode_layout_can_be_turned_off(pipe, tiny_ckpt, media_dir):
+    """``decode_layout=False`` keeps the decoder's weights row-major (torch's own product); same answers."""
+    plain = Molmo2.from_pretrained(tiny_ckpt, decode_layout=False)
+    w, w_plain = pipe.model.text.blocks[0].up_gate.weight, plain.model.text.blocks[0].up_gate.weight
+    assert w.stride() == (1, w.shape[0]) and w_plain.is_contiguous()
+    a = pipe.ask(media_dir / "a.png", "What is shown?", max_new_tokens=N)
+    b = plain.ask(media_dir / "a.png", "What is shown?", max_new_tokens=N)
+    assert a.text == b.text
