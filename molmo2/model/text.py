@@ -179,11 +179,9 @@ class TextAttention(nn.Module):
         self._qk_weight: tuple | None = None
 
     def _qk_norm_weight(self) -> torch.Tensor:
-        """The query heads' and key heads' norm weights stacked ``[H + KV, D]``; kept between calls when
-        no gradient is recorded (decode steps), rebuilt when either weight changes."""
+        """The query heads' and key heads' norm weights stacked ``[H + KV, D]`` (no-grad calls only), kept
+        between calls and rebuilt when either weight changes."""
         qw, kw = self.q_norm.weight, self.k_norm.weight
-        if torch.is_grad_enabled():
-            return torch.cat((qw.expand(self.num_heads, -1), kw.expand(self.num_kv, -1)))
         key = (qw.data_ptr(), qw._version, kw.data_ptr(), kw._version)
         if self._qk_weight is None or self._qk_weight[0] != key:
             self._qk_weight = (key, torch.cat((qw.expand(self.num_heads, -1), kw.expand(self.num_kv, -1))))
@@ -194,10 +192,13 @@ class TextAttention(nn.Module):
         H, KV, D = self.num_heads, self.num_kv, self.head_dim
         qkv = self.qkv(x_BTD)
         if self.per_head_norm:
-            # the query and key heads lie side by side in the projection: normalized in one call, each
-            # head with its own side's weights (elementwise, so the same values as two calls)
             qk = qkv[..., : (H + KV) * D].view(B, T, H + KV, D)
-            qk = rms_norm_heads(qk, self._qk_norm_weight(), self.q_norm.eps)
+            if torch.is_grad_enabled():  # training: two calls, so each norm weight's gradient sums as before
+                qk = torch.cat((self.q_norm(qk[:, :, :H]), self.k_norm(qk[:, :, H:])), dim=2)
+            else:
+                # the query and key heads lie side by side in the projection: normalized in one call, each
+                # head with its own side's weights (elementwise, so the same values as two calls)
+                qk = rms_norm_heads(qk, self._qk_norm_weight(), self.q_norm.eps)
         else:
             q, k, _ = qkv.split(self.split, dim=-1)
             qk = torch.cat((self.q_norm(q).view(B, T, H, D), self.k_norm(k).view(B, T, KV, D)), dim=2)
