@@ -724,7 +724,7 @@ class Molmo2:
         elif isinstance(media, tuple):
             duration = float(media[1][-1])
         else:
-            duration = probe_video(media).duration
+            duration = probe_video(media, upright=False).duration
         clips = window_clips(duration, length, overlap)
         parts = [self._answer(result_cls, verb, media, turns, clip=c, **options) for c in clips]
         grounding = merge_windows(clips, [a.grounding for a in parts])

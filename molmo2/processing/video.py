@@ -23,6 +23,14 @@ over an hour) decodes a few frames per instant instead of the whole file. With `
 is also resized to the processor's crop as soon as it is converted (``load_video(resize_to=378)``), so at
 most one frame is held at full resolution.
 
+Rotation: a video whose container carries a display matrix (the mp4/mov track matrix phones write for
+portrait video) is returned upright, turned as ffmpeg's autorotate and players show it. PyAV exposes the
+matrix only on decoded frames (``VideoFrame.rotation``, counter-clockwise degrees), so the turn is read
+from the first frame converted and each frame is turned (``np.rot90``) right after conversion, before the
+resize; ``VideoMetadata``, ``Video.size`` and ``probe_video`` give the displayed size (width and height
+swapped for 90/270). Only multiples of 90 degrees are applied; other angles and mirroring are ignored, as
+is a bare ``rotate`` tag (old muxers' mkv), which ffmpeg ignores too.
+
 Clips: ``load_video(..., clip=(a, b))`` samples the window as if it were the whole video, so
 ``Video.timestamps`` start at 0.0 like the official loader's (training shifts clip timestamps the same
 way); ``Video.time_offset`` (= ``a``) maps them back onto the video (``Video.absolute_timestamps``).
@@ -32,6 +40,7 @@ from __future__ import annotations
 
 import bisect
 import collections
+import dataclasses
 import io
 import math
 import os
@@ -151,6 +160,8 @@ class VideoMetadata:
     Times in seconds; ``start_time`` is the stream's first pts (usually 0) and ``duration`` is measured
     from it: the stream's duration, else the container's, else ``num_frames / fps``, else the end of the
     last packet. ``num_frames`` is the container's count, or ``duration * fps`` where it keeps none (mkv).
+    ``width`` and ``height`` are the displayed size: the coded one turned by ``rotation``, the degrees
+    (0, 90, 180, 270) the decoded frames are turned counter-clockwise to show upright.
     """
 
     duration: float
@@ -159,6 +170,13 @@ class VideoMetadata:
     width: int
     height: int
     start_time: float = 0.0
+    rotation: int = 0  # counter-clockwise degrees applied to the decoded frames (width, height: after)
+
+    def turned(self, quarter_turns: int) -> VideoMetadata:
+        """The metadata of the coded frames turned ``quarter_turns`` times counter-clockwise."""
+        assert self.rotation == 0 and 0 <= quarter_turns < 4, (self.rotation, quarter_turns)
+        w, h = (self.height, self.width) if quarter_turns % 2 else (self.width, self.height)
+        return dataclasses.replace(self, width=w, height=h, rotation=90 * quarter_turns)
 
 
 @dataclass
@@ -270,11 +288,44 @@ def _metadata(container, stream, name: str) -> VideoMetadata:
     return VideoMetadata(float(max(duration, 0.0)), fps, num_frames, width, height, start)
 
 
-def probe_video(source: VideoSource) -> VideoMetadata:
-    """Duration, fps, frame count, size and start time of the first video stream, without decoding."""
+def display_quarter_turns(frame) -> int:
+    """Counter-clockwise quarter turns (0..3) that show a decoded ``av.VideoFrame`` as players do.
+
+    The container's display matrix reaches each frame as DISPLAYMATRIX side data; PyAV reads its angle
+    as ``frame.rotation``: counter-clockwise degrees in [-180, 180], truncated to an int (hence the 1
+    degree of slack; ffmpeg's autorotate also snaps within a degree). A phone's portrait video says -90
+    (the old ``rotate=90`` tag: turn 90 clockwise), which is 3 quarter turns here; ffmpeg (checked with
+    the 7.0 command line) shows ``np.rot90(rgb, display_quarter_turns(frame))``. Angles that are not a
+    multiple of 90 degrees give 0: they are left as decoded. PyAV before 13 has no ``rotation``: 0.
+    """
+    degrees = getattr(frame, "rotation", 0) or 0
+    k = round(degrees / 90)
+    return k % 4 if abs(degrees - 90 * k) <= 1 else 0
+
+
+def _first_frame_turns(container, stream) -> int:
+    """``display_quarter_turns`` of the first frame decoded from here (0 if none decodes); the caller
+    decodes nothing after it."""
+    av = _import_av()
+    try:
+        for frame in container.decode(stream):
+            return display_quarter_turns(frame)
+    except av.FFmpegError:
+        pass  # load_video / decode_frames_at report a broken stream; a probe only asked for the size
+    return 0
+
+
+def probe_video(source: VideoSource, *, upright: bool = True) -> VideoMetadata:
+    """Duration, fps, frame count, displayed size and start time of the first video stream.
+
+    The display rotation is only on decoded frames (PyAV keeps the stream's display matrix to itself),
+    so this decodes the first frame. ``upright=False`` decodes nothing and gives the coded size (and
+    ``rotation=0``): enough where only ``width * height`` or the duration matter."""
     container, name = _open(source)
     with container:
-        return _metadata(container, _video_stream(container, name), name)
+        stream = _video_stream(container, name)
+        meta = _metadata(container, stream, name)
+        return meta.turned(_first_frame_turns(container, stream)) if upright else meta
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -361,27 +412,32 @@ class _SelectiveDecoder:
         return self.meta.start_time if prev_time is None else prev_time + 1.0 / self.meta.fps
 
 
-def _resize_frame(rgb_HWC: np.ndarray, size: int) -> np.ndarray:
-    """One decoded frame -> uint8 ``[size, size, 3]``, the bytes the processor's resize gives."""
+def _resize_frame(rgb_HWC: np.ndarray, size: int, quarter_turns: int) -> np.ndarray:
+    """One decoded frame -> uint8 ``[size, size, 3]``, turned upright first: the bytes the processor's
+    resize gives for the upright frame."""
     import torch
 
     from molmo2.processing.image import resize_uint8
 
+    if quarter_turns:
+        rgb_HWC = np.ascontiguousarray(np.rot90(rgb_HWC, quarter_turns))  # torch takes no negative strides
     return resize_uint8(torch.from_numpy(rgb_HWC).permute(2, 0, 1)[None], size, size)[0].permute(1, 2, 0).numpy()
 
 
 def _decode_at(
     container, stream, meta: VideoMetadata, times: np.ndarray, name: str, stats: DecodeStats,
     resize_to: int | None = None,
-) -> tuple[np.ndarray, tuple[int, int]]:
-    """Frames on screen at ``times`` (seconds from the video start) -> (uint8 ``[T, H, W, 3]``, (W, H) of
-    the decoded frames). With ``resize_to`` each frame is resized to ``resize_to`` x ``resize_to`` as soon
-    as it is converted, so only one frame is ever held at full resolution."""
+) -> tuple[np.ndarray, tuple[int, int], int]:
+    """Frames on screen at ``times`` (seconds from the video start) -> (uint8 ``[T, H, W, 3]`` upright,
+    (W, H) of the upright frames before any resize, ``display_quarter_turns``). ``meta`` is as coded. With
+    ``resize_to`` each frame is turned and resized to ``resize_to`` x ``resize_to`` as soon as it is
+    converted, so only one frame is ever held at full resolution."""
     av = _import_av()
     n = len(times)
     if n == 0:
+        meta = meta.turned(_first_frame_turns(container, stream))
         side = (resize_to, resize_to) if resize_to else (meta.height, meta.width)
-        return np.empty((0, *side, 3), dtype=np.uint8), (meta.width, meta.height)
+        return np.empty((0, *side, 3), dtype=np.uint8), (meta.width, meta.height), meta.rotation // 90
     start = meta.start_time
     hi = max(start + meta.duration - _EDGE_S, start + _EDGE_S)
     targets = np.clip(start + np.asarray(times, dtype=np.float64), start + _EDGE_S, hi)
@@ -390,6 +446,7 @@ def _decode_at(
 
     out = None if resize_to is None else np.empty((n, resize_to, resize_to, 3), dtype=np.uint8)
     src_shape = None  # (H, W, 3) of the first converted frame: every frame is brought to it
+    turns = 0  # display_quarter_turns of the first converted frame: every frame is turned by it
     # (frame, its RGB array or, with resize_to, the future of its resized array): close instants share one
     cached = (None, None)
     # Resizing runs on one worker thread while this one decodes (both release the GIL); at most
@@ -403,14 +460,16 @@ def _decode_at(
             out[j] = future.result()
 
     def emit(j: int, frame) -> None:
-        nonlocal out, src_shape, cached
+        nonlocal out, src_shape, turns, cached
         if cached[0] is not frame:
             rgb = frame.to_ndarray(format="rgb24")
             if src_shape is None:
-                src_shape = rgb.shape
+                src_shape, turns = rgb.shape, display_quarter_turns(frame)
             elif rgb.shape != src_shape:  # the stream changed resolution mid-way
                 rgb = frame.reformat(width=src_shape[1], height=src_shape[0]).to_ndarray(format="rgb24")
-            cached = (frame, rgb if pool is None else pool.submit(_resize_frame, rgb, resize_to))
+            # np.rot90 is a view: out[j] = ... below makes the one copy
+            upright = np.rot90(rgb, turns) if pool is None else pool.submit(_resize_frame, rgb, resize_to, turns)
+            cached = (frame, upright)
             stats.num_converted += 1
         if pool is not None:
             resizing.append((j, cached[1]))
@@ -469,7 +528,8 @@ def _decode_at(
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-    return out, (src_shape[1], src_shape[0])
+    height, width = src_shape[:2] if turns % 2 == 0 else src_shape[1::-1]
+    return out, (width, height), turns
 
 
 def _check_times(times) -> np.ndarray:
@@ -511,7 +571,8 @@ class Video:
     ``timestamps`` are the requested instants (seconds from the start of the clip, or of the video
     without a clip), not the decoded frames' pts: they are what the prompt says (``"{t:.1f}"``), as in
     the official processor. ``time_offset`` is where the clip starts in the video (0.0 without a clip).
-    ``frames`` may be resized already (``load_video(resize_to=...)``); ``size`` is the decoded size.
+    ``frames`` may be resized already (``load_video(resize_to=...)``); ``size`` is the decoded size,
+    upright (as displayed, see ``VideoMetadata.rotation``).
     """
 
     frames: np.ndarray  # uint8 [T, H, W, 3]
@@ -530,7 +591,8 @@ class Video:
 
     @property
     def size(self) -> tuple[int, int]:
-        """(width, height) of the video's frames as decoded, also when ``frames`` were resized."""
+        """(width, height) of the video's frames as decoded and turned upright, also when ``frames`` were
+        resized: the pixel grid points map back to."""
         return self.source_size or (self.frames.shape[2], self.frames.shape[1])
 
     @property
@@ -612,5 +674,5 @@ def load_video(
                 raise MediaError(f"clip starts at {a} s but {name} is only {meta.duration:.3f} s long")
             offset, duration = a, min(b, meta.duration) - a
         times = sample_times(duration, max_frames, max_fps)
-        frames, size = _decode_at(container, stream, meta, offset + times, name, DecodeStats(), resize_to)
-    return Video(frames, times, meta, offset, size if resize_to is not None else None)
+        frames, size, turns = _decode_at(container, stream, meta, offset + times, name, DecodeStats(), resize_to)
+    return Video(frames, times, meta.turned(turns), offset, size if resize_to is not None else None)

@@ -609,7 +609,7 @@ class ChatHandler:
         from molmo2.processing.video import probe_video
 
         try:
-            meta = probe_video(source)
+            meta = probe_video(source, upright=False)  # the coded size: the same number of pixels
         except Molmo2Error as e:
             raise ServeError(400, f"message {k}: {e}") from None
         limit = self.limits.max_video_seconds

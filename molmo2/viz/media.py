@@ -3,10 +3,12 @@
 Images are loaded with Pillow (EXIF orientation applied, as ``molmo2.processing.media.load_image``
 does, so points line up with what the model saw). Videos are opened with PyAV and streamed frame by
 frame at their own rate (``open_video``); nothing here holds a whole video in memory. Times are seconds
-from the stream's first frame, the clock of the model's timestamps (``molmo2.processing.video``).
+from the stream's first frame, the clock of the model's timestamps (``molmo2.processing.video``). A video
+with a display rotation (a phone's portrait video) is turned upright with FFmpeg's own filters, as
+``molmo2.processing.video`` turns what the model sees, and ``VideoInfo`` gives the displayed size.
 
-This module repeats a little of ``molmo2.processing`` instead of importing it, because importing that
-package imports torch, and drawing needs none.
+From ``molmo2.processing`` it imports only ``media`` and ``video``, which import no torch (drawing needs
+none); the rest it repeats instead.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from molmo2.errors import MediaError
+from molmo2.processing.video import display_quarter_turns
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".mpg", ".mpeg", ".ts", ".flv",
                             ".wmv", ".3gp", ".ogv"})
@@ -68,12 +71,43 @@ class VideoInfo:
     num_frames: int  # the container's count (0 if it keeps none)
     time_base: Fraction
     start_pts: int  # pts of the first frame (0 in most files)
+    rotation: int = 0  # degrees the frames are turned counter-clockwise to show upright (width, height: after)
+
+
+class _Upright:
+    """Turns decoded frames ``quarter_turns`` times counter-clockwise in their own pixel format with the
+    filters ffmpeg's autorotate inserts (``transpose``, or ``hflip,vflip``), and drops their display
+    matrix, which no longer applies (an encoder or a second reader would turn them again)."""
+
+    _FILTERS = {1: [("transpose", "cclock")], 2: [("hflip", None), ("vflip", None)], 3: [("transpose", "clock")]}
+
+    def __init__(self, quarter_turns: int):
+        assert quarter_turns in self._FILTERS, quarter_turns
+        self.filters = self._FILTERS[quarter_turns] + [("sidedata", "mode=delete:type=DISPLAYMATRIX")]
+        self.graph, self.key = None, None
+
+    def __call__(self, frame):
+        key = (frame.width, frame.height, frame.format.name, frame.time_base)
+        if key != self.key:  # the first frame, or the stream changed size or format
+            av = import_av()
+            graph = av.filter.Graph()
+            nodes = [graph.add_buffer(width=frame.width, height=frame.height, format=frame.format,
+                                      time_base=frame.time_base or Fraction(1, 1000))]
+            nodes += [graph.add(name, args) for name, args in self.filters] + [graph.add("buffersink")]
+            graph.link_nodes(*nodes).configure()
+            self.graph, self.key = graph, key
+        self.graph.vpush(frame)
+        out = self.graph.vpull()
+        out.pts, out.time_base = frame.pts, frame.time_base
+        return out
 
 
 class VideoReader:
-    """A video file opened with PyAV; ``frames()`` yields ``(t, av.VideoFrame)`` in display order.
+    """A video file opened with PyAV; ``frames()`` yields ``(t, av.VideoFrame)`` in display order, upright.
 
-    ``t`` is seconds from the first frame. Use as a context manager, or call ``close()``.
+    ``t`` is seconds from the first frame. The first frame is decoded on opening (PyAV exposes the display
+    rotation only on frames) and is the first that ``frames()`` yields. Use as a context manager, or call
+    ``close()``.
     """
 
     def __init__(self, path: str | os.PathLike, *, threads: bool = True):
@@ -105,21 +139,38 @@ class VideoReader:
             duration = self.container.duration / 1e6
         else:
             duration = (s.frames or 0) / float(rate)
-        self.info = VideoInfo(int(s.codec_context.width), int(s.codec_context.height), float(rate), Fraction(rate),
-                              duration, int(s.frames or 0), Fraction(tb), int(start))
-
-    def frames(self) -> Iterator[tuple[float, Any]]:
-        av = import_av()
-        info = self.info
-        index = 0
+        self._decoded = self.container.decode(self.stream)
         try:
-            for frame in self.container.decode(self.stream):
-                t = (float((frame.pts - info.start_pts) * info.time_base) if frame.pts is not None
-                     else index / info.fps)
-                yield t, frame
-                index += 1
+            self._first = self._next()
+        except MediaError:
+            self.container.close()
+            raise
+        turns = display_quarter_turns(self._first) if self._first is not None else 0
+        self._upright = _Upright(turns) if turns else None
+        width, height = int(s.codec_context.width), int(s.codec_context.height)
+        if turns % 2:
+            width, height = height, width
+        self.info = VideoInfo(width, height, float(rate), Fraction(rate), duration, int(s.frames or 0), Fraction(tb),
+                              int(start), 90 * turns)
+
+    def _next(self):
+        """The next decoded frame, as coded (None at the end)."""
+        av = import_av()
+        try:
+            return next(self._decoded, None)
         except av.FFmpegError as e:
             raise MediaError(f"could not decode {self.name} ({e}); the file is corrupt; re-encode it") from e
+
+    def frames(self) -> Iterator[tuple[float, Any]]:
+        info = self.info
+        index = 0
+        frame, self._first = self._first, None
+        while frame is not None:
+            t = (float((frame.pts - info.start_pts) * info.time_base) if frame.pts is not None
+                 else index / info.fps)
+            yield t, self._upright(frame) if self._upright is not None else frame
+            index += 1
+            frame = self._next()
         if index == 0:
             raise MediaError(f"{self.name} has no decodable video frames")
 

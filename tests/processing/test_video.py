@@ -291,6 +291,133 @@ def test_load_video_clip(clips):
 
 
 # ---------------------------------------------------------------------------------------------------
+# Display rotation (phone videos): frames come out as players show them
+# ---------------------------------------------------------------------------------------------------
+
+# Where the coded frame's top-left (red) and top-right (green) blocks are shown, for each display matrix
+# angle (counter-clockwise degrees, what set_display_rotation takes and ffmpeg prints as "displaymatrix:
+# rotation of ... degrees"); read off ffmpeg 7.0's own output (autorotate) for such files. -90 is a phone's
+# portrait video (the old rotate=90 tag: turn 90 clockwise); 270 is stored as -90.
+SHOWN_CORNERS = {
+    None: ("top-left", "top-right"),
+    0: ("top-left", "top-right"),
+    90: ("bottom-left", "top-left"),
+    -90: ("top-right", "bottom-right"),
+    270: ("top-right", "bottom-right"),
+    180: ("bottom-right", "bottom-left"),
+}
+
+
+def _corner_blocks() -> np.ndarray:
+    img = np.full((H, W, 3), 60, np.uint8)
+    img[:30, :30] = (255, 0, 0)
+    img[:20, -20:] = (0, 255, 0)
+    return img
+
+
+def make_rotated_clip(path: Path, degrees: int | None, num_frames: int = 10) -> Path:
+    """A 1 s clip of ``_corner_blocks`` whose container says "turn by ``degrees``" (None: no display matrix)."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        if degrees is not None:
+            stream.set_display_rotation(degrees)  # the track matrix (tkhd) of mp4/mov, as phones write it
+        for _ in range(num_frames):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(_corner_blocks(), format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def corners(frame_HW3: np.ndarray) -> tuple[str, str]:
+    """The corners of ``frame`` the red and the green block are in."""
+    h, w = frame_HW3.shape[:2]
+    r, g, b = (frame_HW3[..., c].astype(int) for c in range(3))
+    found = []
+    for mask in ((r > 150) & (g < 100) & (b < 100), (g > 150) & (r < 100) & (b < 100)):
+        ys, xs = np.nonzero(mask)
+        assert len(ys), "block not found"
+        found.append(("top" if ys.mean() < h / 2 else "bottom") + "-" + ("left" if xs.mean() < w / 2 else "right"))
+    return tuple(found)
+
+
+@pytest.fixture(scope="module")
+def rotated(tmp_path_factory) -> dict:
+    d = tmp_path_factory.mktemp("rotated")
+    clips = {deg: make_rotated_clip(d / f"rot{deg}.mp4", deg) for deg in SHOWN_CORNERS}
+    clips["mov"] = make_rotated_clip(d / "rot-90.mov", -90)
+    return clips
+
+
+@pytest.mark.parametrize("degrees, read_back", [(None, 0), (0, 0), (90, 90), (-90, -90), (270, -90), (180, 180)])
+def test_rotated_clips_carry_a_display_matrix(rotated, degrees, read_back):
+    # the fixture itself: PyAV reads back the angle written, on the decoded frames, at the coded size
+    with av.open(str(rotated[degrees])) as c:
+        frame = next(c.decode(video=0))
+        assert frame.rotation % 360 == read_back % 360  # 180 reads back as -180
+        assert (frame.width, frame.height) == (W, H)
+        assert corners(frame.to_ndarray(format="rgb24")) == ("top-left", "top-right")
+
+
+@pytest.mark.parametrize("degrees", list(SHOWN_CORNERS))
+def test_load_video_is_upright(rotated, degrees):
+    video = V.load_video(rotated[degrees])
+    shown = (H, W) if degrees in (90, -90, 270) else (W, H)  # (width, height) on screen
+    assert video.frames.shape == (video.num_frames, shown[1], shown[0], 3)
+    assert all(corners(f) == SHOWN_CORNERS[degrees] for f in video.frames)
+    assert video.size == shown == (video.metadata.width, video.metadata.height)
+    assert video.metadata.rotation == {90: 90, 180: 180}.get(degrees, 270 if degrees in (-90, 270) else 0)
+    assert V.probe_video(rotated[degrees]) == video.metadata
+    coded = V.probe_video(rotated[degrees], upright=False)  # nothing decoded: the coded size
+    assert (coded.width, coded.height, coded.rotation) == (W, H, 0)
+
+
+def test_unrotated_video_is_unchanged(rotated):
+    # no display matrix and an explicit 0: the frames are the decoder's, byte for byte
+    for degrees in (None, 0):
+        frames = V.decode_frames_at(rotated[degrees], [0.0, 0.5])
+        np.testing.assert_array_equal(frames, decode_all(rotated[degrees], [0.0, 0.5]))
+
+
+@pytest.mark.parametrize("degrees", [90, -90, 180])
+def test_rotated_frames_are_the_decoded_frames_turned(rotated, degrees):
+    turned = np.rot90(decode_all(rotated[degrees], [0.3]), {90: 1, -90: 3, 180: 2}[degrees], axes=(1, 2))
+    np.testing.assert_array_equal(V.decode_frames_at(rotated[degrees], [0.3]), turned)
+    empty = V.decode_frames_at(rotated[degrees], [])  # no instants: still the displayed size
+    assert empty.shape == (0, *turned.shape[1:])
+
+
+def test_rotated_mov(rotated):
+    video = V.load_video(rotated["mov"])
+    assert video.size == (H, W) and corners(video.frames[0]) == SHOWN_CORNERS[-90]
+
+
+@pytest.mark.parametrize("degrees", [90, -90, 180])
+def test_rotated_and_resized_while_decoding_gives_the_same_patches(rotated, degrees):
+    import torch
+
+    from molmo2.processing.image import ImageSettings, frames_to_patches
+
+    s = ImageSettings()
+    full = V.load_video(rotated[degrees])
+    small = V.load_video(rotated[degrees], resize_to=s.crop_size)
+    assert small.size == full.size and small.metadata == full.metadata
+    assert all(corners(f) == SHOWN_CORNERS[degrees] for f in small.frames)
+    assert torch.equal(frames_to_patches(small.frames, s).patches, frames_to_patches(full.frames, s).patches)
+
+
+def test_display_quarter_turns():
+    from types import SimpleNamespace
+
+    # PyAV's VideoFrame.rotation: counter-clockwise degrees in [-180, 180], truncated to an int
+    for degrees, k in [(0, 0), (90, 1), (-90, 3), (180, 2), (-180, 2), (89, 1), (-91, 3), (45, 0), (30, 0), (-135, 0)]:
+        assert V.display_quarter_turns(SimpleNamespace(rotation=degrees)) == k, degrees
+    assert V.display_quarter_turns(object()) == 0  # PyAV < 13: no rotation attribute
+
+
+
+# ---------------------------------------------------------------------------------------------------
 # Video.from_frames
 # ---------------------------------------------------------------------------------------------------
 

@@ -14,14 +14,17 @@ BG = 90  # background grey of the generated clips
 
 
 def _make_clip(path: Path, width: int = 160, height: int = 120, num_frames: int = 8, fps: int = 4,
-              pix_fmt: str = "yuv420p", codec: str = "libx264") -> Path:
-    """A flat grey clip (H.264 unless ``codec`` says otherwise, e.g. "ffv1" in .mkv for odd sizes); frame i has a light bar at x = 10 i .. 10 i + 5 along the top 10 rows."""
+              pix_fmt: str = "yuv420p", codec: str = "libx264", rotation: int | None = None) -> Path:
+    """A flat grey clip (H.264 unless ``codec`` says otherwise, e.g. "ffv1" in .mkv for odd sizes); frame i has a light bar at x = 10 i .. 10 i + 5 along the top 10 rows.
+    ``rotation``: a display matrix turning it that many degrees counter-clockwise (-90: a phone's portrait video)."""
     av = pytest.importorskip("av")
     with av.open(str(path), "w") as out:
         s = out.add_stream(codec, rate=fps)
         s.width, s.height, s.pix_fmt = width, height, pix_fmt
         if codec == "libx264":
             s.options = {"preset": "ultrafast", "crf": "18"}
+        if rotation is not None:
+            s.set_display_rotation(rotation)
         for i in range(num_frames):
             rgb_HW3 = np.full((height, width, 3), BG, np.uint8)
             rgb_HW3[:10, 10 * i:10 * i + 5] = 220
@@ -34,7 +37,8 @@ def _make_clip(path: Path, width: int = 160, height: int = 120, num_frames: int 
 
 @pytest.fixture
 def make_clip():
-    """``make_clip(path, width=160, height=120, num_frames=8, fps=4, pix_fmt="yuv420p", codec="libx264")``."""
+    """``make_clip(path, width=160, height=120, num_frames=8, fps=4, pix_fmt="yuv420p", codec="libx264",
+    rotation=None)``."""
     return _make_clip
 
 

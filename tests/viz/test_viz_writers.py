@@ -63,6 +63,27 @@ def test_render_mp4_scales_points_to_the_video_size(make_clip, tmp_path):
     assert _close(frames_THW3[2, 60, 80], PALETTE[0])
 
 
+def test_render_mp4_of_a_rotated_video_is_upright(make_clip, tmp_path):
+    # a phone's portrait video: coded 160x120, shown turned 90 degrees clockwise (120x160), as the model sees it
+    from molmo2.viz.media import VideoReader, video_size
+
+    src = make_clip(tmp_path / "portrait.mp4", rotation=-90)
+    assert video_size(src) == (120, 160)
+    with VideoReader(src) as reader:
+        assert reader.info.rotation == 270
+        first = next(reader.frames())[1]
+        assert (first.width, first.height, first.rotation) == (120, 160, 0)  # turned; the matrix is dropped
+    r = GroundingResult("", [(120, 160)], points=[Point(40, 30, t=0.5, object_id=1)])
+    out = render(src, r, tmp_path / "out.mp4")
+    frames_THW3, _ = _decode(out)
+    assert frames_THW3.shape == (8, 160, 120, 3)
+    with av.open(str(out)) as c:
+        assert next(c.decode(video=0)).rotation == 0  # written upright, not turned again by players
+    assert _close(frames_THW3[2, 30, 40], PALETTE[0])
+    # the bar of frame 4 (coded: top rows, x = 40..45) is shown along the right edge, y = 40..45
+    assert frames_THW3[4, 42, 115].min() > 180 and frames_THW3[4, 5, 42].max() < 120
+
+
 def test_save_mp4_streams_frames_and_pads_odd_sizes(tmp_path):
     def frames():
         for i in range(5):
