@@ -41,6 +41,8 @@ class VisualInputs:
 
 
 class Molmo2Model(nn.Module):
+    context_parallel = None  # training only: see ``molmo2.train.parallel.apply_context_parallel``
+
     def __init__(self, cfg: Molmo2Config):
         super().__init__()
         self.cfg = cfg.validate()
@@ -131,12 +133,20 @@ class Molmo2Model(nn.Module):
         ``select``: boolean ``[B, T]``; return logits ``[N, V]`` of the selected positions only (training
         applies the LM head to supervised positions only, training.md §1.1 ``response_logits_only``); they
         are also where response dropout applies (``TextModel.set_dropout``).
+
+        With context parallelism (``context_parallel`` set, packed rows only) the inputs are the full
+        rows and the output covers this rank's contiguous slice of them: logits ``[B, T/cp, V]``, or
+        those of the selected positions in the slice.
         """
         if segments is not None:
             if position_ids is None or cache is not None or attention_mask is not None:
                 raise ValueError("packed rows need explicit position_ids and no cache or attention_mask")
             x = self.embed(input_ids, self.encode_visual(visual) if visual_features is None and visual is not None
                            else visual_features)
+            cp = self.context_parallel
+            if cp is not None:  # this rank's slice of every row; the attention layers exchange the rest
+                x, position_ids = cp.shard(x), cp.shard(position_ids)
+                select = None if select is None else cp.shard(select)
             h = self.text(x, position_ids, segments, None, drop_mask=select)
             return self.lm_head(h if select is None else h[select])
         past = 0 if cache is None else cache.length

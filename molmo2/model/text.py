@@ -165,6 +165,11 @@ class KVCache:
 
 
 class TextAttention(nn.Module):
+    # training with context parallelism only (set by ``molmo2.train.parallel.apply_context_parallel``):
+    # this rank holds a slice of the row's tokens; Ulysses all-to-alls around ``attend`` give it all
+    # tokens of a slice of the heads, and back
+    context_parallel = None
+
     def __init__(self, cfg: TextConfig, layer: int):
         super().__init__()
         self.layer = layer
@@ -207,7 +212,11 @@ class TextAttention(nn.Module):
         v = qkv[..., (H + KV) * D:].view(B, T, KV, D).transpose(1, 2)
         if cache is not None:
             k, v = cache.update(self.layer, k, v)
-        out = attend(q, k, v, mask)
+        if self.context_parallel is None:
+            out = attend(q, k, v, mask)
+        else:
+            q, k, v = self.context_parallel.seq_to_heads(q, k, v)
+            out = self.context_parallel.heads_to_seq(attend(q, k, v, mask))
         return self.out(out.transpose(1, 2).reshape(B, T, -1))
 
 

@@ -42,10 +42,12 @@ class TrainBatch:
         return TrainBatch(**mv)
 
 
-def collate(rows: list[list], pad_id: int = 0) -> TrainBatch:
-    """``rows``: lists of TrainItem (see ``molmo2.train.data``)."""
+def collate(rows: list[list], pad_id: int = 0, multiple: int = 1) -> TrainBatch:
+    """``rows``: lists of TrainItem (see ``molmo2.train.data``); the padded length is a multiple of
+    ``multiple`` (the context-parallel degree: every rank gets an equal slice)."""
     B = len(rows)
     S = max(sum(it.num_tokens for it in row) for row in rows)
+    S = -(-S // multiple) * multiple
     ids = torch.full((B, S), pad_id, dtype=torch.long)
     targets = torch.full((B, S), -1, dtype=torch.long)
     weights = torch.zeros((B, S), dtype=torch.float32)
@@ -91,12 +93,17 @@ class LossSums:
 
 
 def loss_sums(model, batch: TrainBatch, z_coef: float = 1e-4, backend: str = "auto") -> LossSums:
-    """Forward one micro-batch; weighted CE and z-loss *sums* at the supervised positions only."""
+    """Forward one micro-batch; weighted CE and z-loss *sums* at the supervised positions only (with
+    context parallelism: those of this rank's slice of the rows)."""
     sel = batch.weights > 0
     logits = model(batch.input_ids, visual=batch.visual, position_ids=batch.position_ids,
                    segments=batch.segment_mask(backend), select=sel).float()  # [N, V]
-    w = batch.weights[sel]
-    tgt = batch.targets[sel]
+    w, tgt = batch.weights, batch.targets
+    cp = getattr(model, "context_parallel", None)
+    if cp is not None:  # the logits are those of this rank's slice of the rows
+        w, tgt, sel = cp.shard(w), cp.shard(tgt), cp.shard(sel)
+    w = w[sel]
+    tgt = tgt[sel]
     ce = F.cross_entropy(logits, tgt, reduction="none")
     lse = torch.logsumexp(logits, dim=-1)
     correct = float((w * (logits.argmax(-1) == tgt)).sum())

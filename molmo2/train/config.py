@@ -50,6 +50,9 @@ class TrainConfig:
     micro_batch_rows: int = 2  # rows per forward/backward on one rank
     precision: str = "bf16"  # "fp32" | "bf16" (autocast; master weights stay fp32)
     activation_checkpointing: bool = False
+    # ranks that split each packed row along the sequence (Ulysses; the long-context stage, training.md
+    # §6.3); world size, the LLM's query and KV heads and data.seq_len must be divisible by it
+    context_parallel: int = 1
     freeze: list[str] = field(default_factory=list)  # parts: vit, connector, llm
     # zero gradient for the base-vocabulary rows of text.embed (the official default); the Molmo2
     # special-token rows still train (connector LR). lm_head is a separate parameter: it trains unless

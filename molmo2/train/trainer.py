@@ -1,10 +1,13 @@
 """The training loop: packed message trees -> weighted loss -> per-part AdamW, resumable bit for bit.
 
-One optimizer step consumes ``global_batch_rows`` packed rows (split over ranks, then into
-micro-batches of ``micro_batch_rows``). The loss of every micro-batch is ``(sum w*CE + sum w*z) /
+One optimizer step consumes ``global_batch_rows`` packed rows (split over data-parallel ranks, then
+into micro-batches of ``micro_batch_rows``). The loss of every micro-batch is ``(sum w*CE + sum w*z) /
 (total weight of the global batch / world size)``, so gradient accumulation and data parallelism give
-the weighted token mean over the whole global batch (training.md §2.2). Then per-part clipping, the
-per-part learning rates of this step, and ``optimizer.step()``.
+the weighted token mean over the whole global batch (training.md §2.2). With context parallelism
+(``context_parallel`` ranks share each row, one slice each) the sums and the total weight cover each
+rank's own slice, and the same formula holds: FSDP averages over all ranks, and the ranks' gradients
+add up to the gradient of the global sum (``parallel``). Then per-part clipping, the per-part
+learning rates of this step, and ``optimizer.step()``.
 
 Progress: a tqdm bar with loss, tokens/s and ETA; ``run_dir/log.jsonl`` gets one JSON line per
 logged step (losses, accuracy, learning rates, grad norms, packing fill, skipped examples); with
@@ -175,15 +178,22 @@ class Trainer:
         self.rank, self.world = parallel.init_distributed(cfg.device)
         self.device = torch.device(cfg.device if not cfg.device.startswith("cuda") or self.world == 1
                                    else f"cuda:{torch.cuda.current_device()}")
-        if cfg.global_batch_rows % (self.world * cfg.micro_batch_rows):
-            raise ConfigError(f"global_batch_rows={cfg.global_batch_rows} must be a multiple of world size "
-                              f"{self.world} x micro_batch_rows {cfg.micro_batch_rows}")
-        self.run_dir = Path(cfg.run_dir)
-        self.wandb = _import_wandb() if cfg.wandb_project else None
         self.model_dir = Path(cfg.model)
         if not (self.model_dir / "config.json").is_file():
             raise ConfigError(f"model directory {self.model_dir} has no config.json; pass --set model=DIR "
                               "(a model directory with config, tokenizer and processor files)")
+        text_cfg = read_config(self.model_dir).text
+        parallel.check_context_parallel(cfg.context_parallel, self.world, text_cfg.num_heads, text_cfg.num_kv_heads,
+                                        cfg.data.seq_len)
+        self.dp_world = self.world // cfg.context_parallel  # ranks drawing different rows
+        if cfg.global_batch_rows % (self.dp_world * cfg.micro_batch_rows):
+            cp = f" / context_parallel {cfg.context_parallel}" if cfg.context_parallel > 1 else ""
+            raise ConfigError(f"global_batch_rows={cfg.global_batch_rows} must be a multiple of world size "
+                              f"{self.world}{cp} x micro_batch_rows {cfg.micro_batch_rows}")
+        self.cp = parallel.init_context_parallel(cfg.context_parallel)
+        self.dp_rank = self.cp.dp_rank if self.cp is not None else self.rank
+        self.run_dir = Path(cfg.run_dir)
+        self.wandb = _import_wandb() if cfg.wandb_project else None
         self.processor = Molmo2Processor.from_pretrained(self.model_dir)
         self.step = 0
         resume = latest_checkpoint(self.run_dir)
@@ -198,6 +208,8 @@ class Trainer:
                 load_adapters(self.model, resume / "lora.safetensors")  # full tensors, before sharding
         if cfg.activation_checkpointing:
             parallel.apply_activation_checkpointing(self.model)
+        if self.cp is not None:
+            parallel.apply_context_parallel(self.model, self.cp)
         if self.world > 1:
             parallel.apply_fsdp2(self.model)
         self.optimizer = build_optimizer(self.model, cfg.optim, set(cfg.freeze), cfg.freeze_base_embedding,
@@ -235,7 +247,7 @@ class Trainer:
         packer = Packer(max_tokens=d.seq_len, max_crops=d.max_crops_per_row, buffer_size=d.buffer_size,
                         image_weight=d.image_weight)
         stream = Stream(mixture, prep, fits=lambda it: packer.fits(it.num_tokens, it.num_crops),
-                        log=self.log if self.rank == 0 else (lambda m: None), rank=self.rank, world=self.world)
+                        log=self.log if self.rank == 0 else (lambda m: None), rank=self.dp_rank, world=self.dp_world)
         return RowSource(stream, packer)
 
     def _resume(self, ckpt: Path) -> None:
@@ -257,11 +269,13 @@ class Trainer:
 
     def train_step(self) -> dict:
         cfg = self.cfg
-        rows_here = cfg.global_batch_rows // self.world
+        rows_here = cfg.global_batch_rows // self.dp_world
         rows = [self.rows.next_row() for _ in range(rows_here)]
-        micro = [collate(rows[i : i + cfg.micro_batch_rows], self.processor.tokenizer.pad_id or 0)
-                 for i in range(0, rows_here, cfg.micro_batch_rows)]
-        local_w = sum(float(b.weights.sum()) for b in micro)
+        micro = [collate(rows[i : i + cfg.micro_batch_rows], self.processor.tokenizer.pad_id or 0,
+                         multiple=cfg.context_parallel) for i in range(0, rows_here, cfg.micro_batch_rows)]
+        # the weight of the tokens this rank computes the loss of (its slice under CP): every token of
+        # the global batch is counted once
+        local_w = sum(float((self.cp.shard(b.weights) if self.cp else b.weights).sum()) for b in micro)
         total_w = parallel.all_reduce_sum(local_w, self.device)
         norm = max(total_w / self.world, 1e-8)
         ce = z = correct = 0.0
