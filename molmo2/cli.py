@@ -259,9 +259,11 @@ def _add_generate(sub) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from molmo2.train import parallel
     from molmo2.train.launch import run
 
     run(args.recipe, args.sets, dry_run=args.dry_run, run_dir=args.run_dir)
+    parallel.shutdown()  # on success; after an error torchrun stops the other ranks
     return 0
 
 

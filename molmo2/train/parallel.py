@@ -98,6 +98,14 @@ def barrier() -> None:
         dist.barrier()
 
 
+def shutdown() -> None:
+    """Wait for every rank, then destroy the process groups: a torchrun process exiting with its group
+    still alive can abort in gloo's teardown ("terminate called without an active exception")."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def apply_activation_checkpointing(model: torch.nn.Module) -> None:
     blocks = list(model.text.blocks) + list(model.vision.blocks)
     for block in blocks:

@@ -142,18 +142,20 @@ def test_two_process_lora_matches_one_process_and_resumes(model_dir, manifest, t
     assert not any("lora" in k for k, _ in pipe.model.named_parameters())
 
 
-# A self-contained recipe under torchrun: rank 0 alone generates its data and model directory.
+# `molmo2 train` with a self-contained recipe under torchrun: rank 0 alone generates its data and model
+# directory, and every rank shuts its process group down before exiting.
 PREPARE_RUNNER = '''
 import json, os
 from molmo2.data import shapes
-from molmo2.train import launch, parallel
+from molmo2.cli import main
 real = shapes.generate_dataset
 def counted(*a, **k):
     with open({calls!r}, "a") as f:
         f.write(os.environ["RANK"] + "\\n")
     return real(*a, **k)
 shapes.generate_dataset = counted
-launch.run("debug-cpu", ["steps=2", "save_every=2", "micro_batch_rows=2", "data.buffer_size=1"], run_dir={run!r}, log=lambda m: None)
+sets = ["steps=2", "save_every=2", "micro_batch_rows=2", "data.buffer_size=1"]
+assert main(["train", "--recipe", "debug-cpu", "--run-dir", {run!r}] + [a for s in sets for a in ("--set", s)]) == 0
 '''
 
 
