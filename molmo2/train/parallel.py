@@ -12,7 +12,8 @@ and nowhere else in the package.
 - ``local_rows``: the local block of a dim-0-sharded tensor and its first global row, for row-wise
   gradient masks (a ``register_hook`` on a sharded parameter never fires: FSDP2 computes gradients
   on the unsharded copy and assigns the reduced shard to ``.grad``).
-- all-reduce helpers that are no-ops in a single process.
+- all-reduce helpers that are no-ops in a single process; ``shutdown()`` (barrier, then destroy the
+  process groups) at the end of ``molmo2 train``.
 - context parallelism (``TrainConfig.context_parallel``, for the long-context stage, training.md
   §6.3), hooked in after activation checkpointing and before sharding: ``check_context_parallel``
   validates the degree, ``init_context_parallel`` lays the ranks out as a ``(dp, cp)`` mesh with CP
