@@ -2,7 +2,9 @@
 layout changes are exact permutations with exact adjoints, CP attention over a packed SegmentMask
 equals single-process attention (values and gradients), and training with context_parallel=2 on 2
 processes gives the losses, gradient norms and weights of 1 process (also with activation
-checkpointing, and with LoRA under bf16); bad degrees are clear errors."""
+checkpointing, and with LoRA under bf16); a cp=2 run stopped and resumed continues bit for bit; 4
+processes as 2 data-parallel groups x cp=2 train like 2 plain data-parallel processes; bad degrees are
+clear errors."""
 
 from __future__ import annotations
 
@@ -97,6 +99,22 @@ if t.world > 1:  # leave together: a rank exiting with live gloo threads can abo
     torch.distributed.destroy_process_group()
 '''
 
+# cp=2 with residual dropout (the restored random state matters): run "a" uninterrupted, run "b"
+# stopped at step 2 and resumed by a fresh Trainer in the same run directory
+RESUME_RUNNER = HEAD + '''
+import torch
+kw = dict(context_parallel=2, global_batch_rows=4, micro_batch_rows=2, steps=4, save_every=2, residual_dropout=0.1)
+full = Trainer(make_cfg({model!r}, {manifest!r}, {run!r} + "/a", **kw), log=lambda m: None).fit()
+Trainer(make_cfg({model!r}, {manifest!r}, {run!r} + "/b", stop_at=2, **kw), log=lambda m: None).fit()
+t = Trainer(make_cfg({model!r}, {manifest!r}, {run!r} + "/b", **kw), log=lambda m: None)
+assert t.step == 2 and t.cp.size == 2, t.step
+resumed = t.fit()
+if t.rank == 0:
+    json.dump({{"a": [m["loss"] for m in full], "b": [m["loss"] for m in resumed]}}, open({out!r}, "w"))
+torch.distributed.barrier()  # see RUNNER
+torch.distributed.destroy_process_group()
+'''
+
 
 def test_all_to_all_is_exact_and_attention_matches_one_process(tmp_path):
     out = tmp_path / "a2a.json"
@@ -128,6 +146,50 @@ def test_two_process_context_parallel_matches_one_process(model_dir, manifest, t
         assert g2 == pytest.approx(g1, rel=1e-4)
     for name in a:
         torch.testing.assert_close(b[name], a[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def _trainer_state(run: Path, step: int) -> dict:
+    return json.loads((run / "checkpoints" / f"step_{step:06d}" / "trainer.json").read_text())
+
+
+def test_context_parallel_resumes_bit_for_bit(model_dir, manifest, tmp_path):
+    """cp=2 on 2 processes, stopped at step 2 and resumed by a fresh Trainer: the same losses as the
+    uninterrupted run, `==`; the checkpoint holds one data and random state per rank (the two ranks of
+    the group draw the same rows)."""
+    run, out = tmp_path / "resume", tmp_path / "resume.json"
+    _launch(tmp_path, "resume", RESUME_RUNNER.format(here=str(Path(__file__).parent), model=str(model_dir),
+                                                      manifest=str(manifest), run=str(run), out=str(out)), 2)
+    losses = json.loads(out.read_text())
+    assert len(losses["a"]) == 4 and len(losses["b"]) == 2
+    assert losses["b"] == losses["a"][2:]
+    for name in ("a", "b"):
+        state = _trainer_state(run / name, 2)
+        assert state["step"] == 2 and len(state["data"]) == len(state["rng"]) == 2
+        assert state["data"][0] == state["data"][1]  # one CP group: one data stream
+        assert all("cpu" in r for r in state["rng"])
+    assert _trainer_state(run / "b", 2)["data"] == _trainer_state(run / "a", 2)["data"]
+    assert _trainer_state(run / "b", 4)["data"] == _trainer_state(run / "a", 4)["data"]
+    a = load_model(run / "a" / "checkpoints" / "step_000004" / "model").state_dict()
+    b = load_model(run / "b" / "checkpoints" / "step_000004" / "model").state_dict()
+    assert all(torch.equal(b[k], a[k]) for k in a)
+
+
+def test_data_parallel_groups_with_context_parallel_match_plain_data_parallel(model_dir, manifest, tmp_path):
+    """4 processes as 2 data-parallel groups x cp=2 against 2 processes without CP: both have 2
+    data-parallel ranks, 2 rows each per step (global_batch_rows=4, micro_batch_rows=2), so the
+    same rows, losses and weights."""
+    dp, a = _train(tmp_path, model_dir, manifest, 2, 1)
+    both, b = _train(tmp_path, model_dir, manifest, 4, 2)
+    assert len(dp["loss"]) == 4 and dp["loss"][-1] < dp["loss"][0]
+    assert both["loss"] == pytest.approx(dp["loss"], rel=1e-5)
+    for g1, g2 in zip(dp["grad_norm"], both["grad_norm"]):
+        assert g2 == pytest.approx(g1, rel=1e-4)
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], atol=1e-5, rtol=1e-4, msg=name)
+    # the data state per rank: ranks 0, 1 (group 0) and 2, 3 (group 1) draw as dp ranks 0 and 1 of the plain run
+    plain, grouped = (_trainer_state(tmp_path / name, 4)["data"] for name in ("cp1-n2", "cp2-n4"))
+    assert len(grouped) == 4 and grouped[0] == grouped[1] and grouped[2] == grouped[3]
+    assert grouped[0] != grouped[2] and [grouped[0], grouped[2]] == plain
 
 
 def test_context_parallel_with_lora_and_bf16_matches_one_process(model_dir, manifest, tmp_path):
