@@ -134,18 +134,23 @@ def _train(tmp_path: Path, model_dir, manifest, nproc: int, cp: int, **kw):
     return json.loads(out.read_text()), load_model(run / "checkpoints" / step / "model").state_dict()
 
 
+def _assert_same_run(want, got) -> None:
+    """Two runs' (history, final weights) agree: losses, per-part gradient norms before clipping (the
+    gradients themselves, not only AdamW's nearly scale-free updates) and weights."""
+    (h1, w1), (h2, w2) = want, got
+    assert len(h1["loss"]) == 4 and h1["loss"][-1] < h1["loss"][0]
+    assert h2["loss"] == pytest.approx(h1["loss"], rel=1e-5)
+    for g1, g2 in zip(h1["grad_norm"], h2["grad_norm"]):
+        assert g2 == pytest.approx(g1, rel=1e-4)
+    for name in w1:
+        torch.testing.assert_close(w2[name], w1[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
 def test_two_process_context_parallel_matches_one_process(model_dir, manifest, tmp_path):
     """2 ranks share every row (dp=1, cp=2; FSDP2 over both), activation checkpointing on (the
     recomputed forward repeats the all-to-alls)."""
-    one, a = _train(tmp_path, model_dir, manifest, 1, 1)
-    two, b = _train(tmp_path, model_dir, manifest, 2, 2, activation_checkpointing=True)
-    assert len(one["loss"]) == 4 and one["loss"][-1] < one["loss"][0]
-    assert two["loss"] == pytest.approx(one["loss"], rel=1e-5)
-    # the gradients themselves, not only AdamW's (nearly scale-free) updates: per-part norms before clipping
-    for g1, g2 in zip(one["grad_norm"], two["grad_norm"]):
-        assert g2 == pytest.approx(g1, rel=1e-4)
-    for name in a:
-        torch.testing.assert_close(b[name], a[name], atol=1e-5, rtol=1e-4, msg=name)
+    _assert_same_run(_train(tmp_path, model_dir, manifest, 1, 1),
+                     _train(tmp_path, model_dir, manifest, 2, 2, activation_checkpointing=True))
 
 
 def _trainer_state(run: Path, step: int) -> dict:
@@ -178,14 +183,7 @@ def test_data_parallel_groups_with_context_parallel_match_plain_data_parallel(mo
     """4 processes as 2 data-parallel groups x cp=2 against 2 processes without CP: both have 2
     data-parallel ranks, 2 rows each per step (global_batch_rows=4, micro_batch_rows=2), so the
     same rows, losses and weights."""
-    dp, a = _train(tmp_path, model_dir, manifest, 2, 1)
-    both, b = _train(tmp_path, model_dir, manifest, 4, 2)
-    assert len(dp["loss"]) == 4 and dp["loss"][-1] < dp["loss"][0]
-    assert both["loss"] == pytest.approx(dp["loss"], rel=1e-5)
-    for g1, g2 in zip(dp["grad_norm"], both["grad_norm"]):
-        assert g2 == pytest.approx(g1, rel=1e-4)
-    for name in a:
-        torch.testing.assert_close(b[name], a[name], atol=1e-5, rtol=1e-4, msg=name)
+    _assert_same_run(_train(tmp_path, model_dir, manifest, 2, 1), _train(tmp_path, model_dir, manifest, 4, 2))
     # the data state per rank: ranks 0, 1 (group 0) and 2, 3 (group 1) draw as dp ranks 0 and 1 of the plain run
     plain, grouped = (_trainer_state(tmp_path / name, 4)["data"] for name in ("cp1-n2", "cp2-n4"))
     assert len(grouped) == 4 and grouped[0] == grouped[1] and grouped[2] == grouped[3]
