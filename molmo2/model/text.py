@@ -99,17 +99,11 @@ class RopeTable:
         self.inv_freq, self.factor = inv_freq, factor
         self.tables: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def lookup(self, position_ids_BT: torch.Tensor, bound: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos and sin ``[B, T, head_dim]``; ``bound``: a number no position reaches, when the caller
-        knows one (saves reading the largest position back from the device)."""
-        device = position_ids_BT.device
+    def _table(self, device: torch.device, need: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The tables on ``device``, grown to at least ``need`` positions (in steps of 1024)."""
         cos, sin = self.tables.get(device, (None, None))
-        if bound is not None:
-            need = bound
-        else:
-            need = int(position_ids_BT.max()) + 1 if position_ids_BT.numel() else 1
         if cos is None or cos.shape[0] < need:
-            size = max(1 << (need - 1).bit_length(), 256)
+            size = max(256, -(-need // 1024) * 1024)
             freqs = torch.arange(size, device=device).float()[:, None] * self.inv_freq.to(device)
             emb = torch.cat((freqs, freqs), dim=-1)
             cos, sin = emb.cos(), emb.sin()
@@ -118,15 +112,20 @@ class RopeTable:
             half = sin.shape[-1] // 2
             sin = torch.cat((-sin[:, :half], sin[:, half:]), dim=-1)
             self.tables[device] = (cos, sin)
+        return cos, sin
+
+    def lookup(self, position_ids_BT: torch.Tensor, bound: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos and sin ``[B, T, head_dim]``; ``bound``: a number no position reaches, when the caller
+        knows one (saves reading the largest position back from the device)."""
+        if bound is None:
+            bound = int(position_ids_BT.max()) + 1 if position_ids_BT.numel() else 1
+        cos, sin = self._table(position_ids_BT.device, bound)
         return F.embedding(position_ids_BT, cos), F.embedding(position_ids_BT, sin)
 
     def span(self, start: int, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """cos and sin ``[1, length, head_dim]`` of positions ``start, start + 1, ...`` (the same for
         every row): views of the table, no lookup."""
-        cos, sin = self.tables.get(device, (None, None))
-        if cos is None or cos.shape[0] < start + length:
-            cos, sin = self.lookup(torch.zeros(1, 1, dtype=torch.long, device=device), start + length)
-            cos, sin = self.tables[device]
+        cos, sin = self._table(device, start + length)
         return cos[None, start : start + length], sin[None, start : start + length]
 
 
