@@ -325,9 +325,9 @@ def test_fused_rms_norm_is_bitwise_the_explicit_formula(shape):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_query_and_key_heads_normalized_in_one_call_equal_two_norms(dtype):
-    """``rms_norm_heads`` over the query|key heads side by side, with each side's weights, gives bitwise
+    """``rms_norm`` over the query|key heads side by side, with each side's weights, gives bitwise
     what the two per-head RMSNorms give (the decoder normalizes both in one call)."""
-    from molmo2.model.text import RMSNorm, rms_norm_heads
+    from molmo2.model.text import RMSNorm, rms_norm
 
     torch.manual_seed(0)
     H, KV, D = 8, 2, 64
@@ -337,7 +337,7 @@ def test_query_and_key_heads_normalized_in_one_call_equal_two_norms(dtype):
         qkv = torch.randn(2, 5, (H + 2 * KV) * D).to(dtype)
         qk = qkv[..., : (H + KV) * D].view(2, 5, H + KV, D)  # a strided view, as in the decoder
         w = torch.cat((qn.weight.expand(H, D), kn.weight.expand(KV, D)))
-        got = rms_norm_heads(qk, w, 1e-6)
+        got = rms_norm(qk, w, 1e-6)
         assert torch.equal(got[:, :, :H], qn(qk[:, :, :H].contiguous()))
         assert torch.equal(got[:, :, H:], kn(qk[:, :, H:].contiguous()))
 

@@ -25,6 +25,20 @@ from molmo2.model.attention import attend
 from molmo2.model.linear import Linear
 
 
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMSNorm over the last dim, times ``weight``: ``[D]``, or any shape broadcast against ``x`` (``[H, D]``:
+    a weight per head, as for the query and key heads normalized in one call)."""
+    if x.dtype == torch.float32 and weight.dtype == torch.float32:
+        # one fused kernel, bitwise the same as the steps below in float32 (tested); it saves six
+        # small ops per norm, which is most of a decode step's framework overhead
+        if weight.dim() == 1:
+            return F.rms_norm(x, weight.shape, weight, eps)
+        return F.rms_norm(x, x.shape[-1:], None, eps) * weight
+    xf = x.float()
+    xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * xf.to(x.dtype)
+
+
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float):
         super().__init__()
@@ -32,23 +46,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype == torch.float32 and self.weight.dtype == torch.float32:
-            # one fused kernel, bitwise the same as the steps below in float32 (tested); it saves six
-            # small ops per norm, which is most of a decode step's framework overhead
-            return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
-        xf = x.float()
-        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * xf.to(x.dtype)
-
-
-def rms_norm_heads(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """``RMSNorm`` over the last dim with a weight per position of the dims before it (``weight``
-    broadcast against ``x``): the same arithmetic as ``RMSNorm.forward``, in each dtype."""
-    if x.dtype == torch.float32 and weight.dtype == torch.float32:
-        return F.rms_norm(x, x.shape[-1:], None, eps) * weight
-    xf = x.float()
-    xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
-    return weight * xf.to(x.dtype)
+        return rms_norm(x, self.weight, self.eps)
 
 
 def rope_inv_freq(cfg: TextConfig, scaled: bool) -> tuple[torch.Tensor, float]:
@@ -202,7 +200,7 @@ class TextAttention(nn.Module):
             else:
                 # the query and key heads lie side by side in the projection: normalized in one call, each
                 # head with its own side's weights (elementwise, so the same values as two calls)
-                qk = rms_norm_heads(qk, self._qk_norm_weight(), self.q_norm.eps)
+                qk = rms_norm(qk, self._qk_norm_weight(), self.q_norm.eps)
         else:
             q, k, _ = qkv.split(self.split, dim=-1)
             qk = torch.cat((self.q_norm(q).view(B, T, H, D), self.k_norm(k).view(B, T, KV, D)), dim=2)
