@@ -149,11 +149,11 @@ class ContextParallel:
     def seq_to_heads(self, *ts: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``[B, H_i, S/cp, D]`` each (all heads, local tokens) -> ``[B, H_i/cp, S, D]`` (local heads,
         all tokens); one all-to-all for all tensors."""
-        return _SeqToHeads.apply(self, *ts)
+        return _Ulysses.apply(self, True, *ts)
 
     def heads_to_seq(self, *ts: torch.Tensor):
         """The inverse of ``seq_to_heads``; one tensor in, one out."""
-        out = _HeadsToSeq.apply(self, *ts)
+        out = _Ulysses.apply(self, False, *ts)
         return out[0] if len(ts) == 1 else out
 
 
@@ -186,28 +186,19 @@ def _heads_to_seq(ts, cp: ContextParallel) -> list[torch.Tensor]:
     return [r.transpose(0, 1).reshape(B, n * h, S // n, D) for r, h in zip(recv.split(heads, dim=2), heads)]
 
 
-class _SeqToHeads(torch.autograd.Function):
+class _Ulysses(torch.autograd.Function):
+    """One all-to-all, ``seq_to_heads`` (``to_heads``) or ``heads_to_seq``. It is a permutation, so its
+    adjoint is the inverse all-to-all: the backward runs the other direction. Outputs without a gradient
+    arrive as zeros (autograd materializes them), so every rank joins every backward all-to-all."""
+
     @staticmethod
-    def forward(ctx, cp, *ts):
-        ctx.cp = cp
-        return tuple(_seq_to_heads(ts, cp))
+    def forward(ctx, cp, to_heads: bool, *ts):
+        ctx.cp, ctx.to_heads = cp, to_heads
+        return tuple((_seq_to_heads if to_heads else _heads_to_seq)(ts, cp))
 
     @staticmethod
     def backward(ctx, *grads):
-        # a permutation: its adjoint is the inverse all-to-all. Outputs without a gradient arrive as
-        # zeros (autograd materializes them), so every rank joins every backward all-to-all
-        return (None, *_heads_to_seq(grads, ctx.cp))
-
-
-class _HeadsToSeq(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, cp, *ts):
-        ctx.cp = cp
-        return tuple(_heads_to_seq(ts, cp))
-
-    @staticmethod
-    def backward(ctx, *grads):
-        return (None, *_seq_to_heads(grads, ctx.cp))
+        return (None, None, *(_heads_to_seq if ctx.to_heads else _seq_to_heads)(grads, ctx.cp))
 
 
 def init_context_parallel(degree: int) -> ContextParallel | None:
