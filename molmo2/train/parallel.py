@@ -12,7 +12,7 @@ and nowhere else in the package.
 - ``local_rows``: the local block of a dim-0-sharded tensor and its first global row, for row-wise
   gradient masks (a ``register_hook`` on a sharded parameter never fires: FSDP2 computes gradients
   on the unsharded copy and assigns the reduced shard to ``.grad``).
-- all-reduce helpers that are no-ops in a single process; ``shutdown()`` (barrier, then destroy the
+- all-reduce and all-gather helpers that are no-ops in a single process; ``shutdown()`` (barrier, then destroy the
   process groups) at the end of ``molmo2 train``.
 - context parallelism (``TrainConfig.context_parallel``, for the long-context stage, training.md
   §6.3), hooked in after activation checkpointing and before sharding: ``check_context_parallel``
@@ -92,6 +92,15 @@ def all_reduce_sum(x: float, device) -> float:
     t = torch.tensor([x], dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return float(t.item())
+
+
+def all_gather_objects(obj) -> list:
+    """Every rank's ``obj`` (picklable, small), in rank order; ``[obj]`` in a single process."""
+    if not is_distributed():
+        return [obj]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
 
 
 def barrier() -> None:

@@ -314,15 +314,9 @@ class Trainer:
 
             model_state, adapters = split_state(model_state.items())
         optim_state = parallel.full_optimizer_state(self.model, self.optimizer)
-        data_state = self.rows.state_dict()
-        rng_state = _rng_state(self.device)
-        if self.world > 1:
-            gathered = [None] * self.world
-            torch.distributed.all_gather_object(gathered, data_state)
-            data_state = gathered
-            gathered = [None] * self.world
-            torch.distributed.all_gather_object(gathered, rng_state)
-            rng_state = gathered
+        data_state, rng_state = self.rows.state_dict(), _rng_state(self.device)
+        if self.world > 1:  # one list entry per rank (one gather for both)
+            data_state, rng_state = map(list, zip(*parallel.all_gather_objects((data_state, rng_state))))
         path = None
         if self.rank == 0:
             state = {"step": self.step, "data": data_state, "rng": rng_state, "config": self.cfg.to_dict()}
