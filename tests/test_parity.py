@@ -309,8 +309,9 @@ def test_model_normalizes_with_the_processors_mean_and_std(reference, tmp_path):
 
 @pytest.mark.parametrize("shape", [(1, 1, 768), (2, 37, 64), (3, 5, 4, 16), (300, 2560)])
 def test_fused_rms_norm_is_bitwise_the_explicit_formula(shape):
-    """fp32 RMSNorm takes torch's fused kernel; it must equal x * rsqrt(mean(x^2) + eps) * w exactly, the
-    formula the reference uses (the bf16 path computes it step by step)."""
+    """fp32 RMSNorm takes torch's fused kernel (or, for a few rows without grad on the CPU, seven small
+    kernels); both must equal x * rsqrt(mean(x^2) + eps) * w exactly, the formula the reference uses (the
+    bf16 path computes it step by step)."""
     from molmo2.model.text import RMSNorm
 
     torch.manual_seed(0)
@@ -321,6 +322,8 @@ def test_fused_rms_norm_is_bitwise_the_explicit_formula(shape):
             x = torch.randn(shape) * scale
             want = norm.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6))
             assert torch.equal(norm(x), want)
+            with torch.enable_grad():
+                assert torch.equal(norm(x), want)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -334,12 +337,13 @@ def test_query_and_key_heads_normalized_in_one_call_equal_two_norms(dtype):
     qn, kn = RMSNorm(D, 1e-6).to(dtype), RMSNorm(D, 1e-6).to(dtype)
     with torch.no_grad():
         qn.weight.normal_(), kn.weight.normal_()
-        qkv = torch.randn(2, 5, (H + 2 * KV) * D).to(dtype)
-        qk = qkv[..., : (H + KV) * D].view(2, 5, H + KV, D)  # a strided view, as in the decoder
-        w = torch.cat((qn.weight.expand(H, D), kn.weight.expand(KV, D)))
-        got = rms_norm(qk, w, 1e-6)
-        assert torch.equal(got[:, :, :H], qn(qk[:, :, :H].contiguous()))
-        assert torch.equal(got[:, :, H:], kn(qk[:, :, H:].contiguous()))
+        for B, T in ((2, 5), (1, 1)):  # a prefill, a decode step
+            qkv = torch.randn(B, T, (H + 2 * KV) * D).to(dtype)
+            qk = qkv[..., : (H + KV) * D].view(B, T, H + KV, D)  # a strided view, as in the decoder
+            w = torch.cat((qn.weight.expand(H, D), kn.weight.expand(KV, D)))
+            got = rms_norm(qk, w, 1e-6)
+            assert torch.equal(got[:, :, :H], qn(qk[:, :, :H].contiguous()))
+            assert torch.equal(got[:, :, H:], kn(qk[:, :, H:].contiguous()))
 
 
 @pytest.mark.parametrize("scaled", [False, True])
@@ -363,6 +367,12 @@ def test_rope_table_and_rolled_rotation_equal_the_explicit_formula(scaled):
         want = x * cos[:, None] + torch.cat((-x[..., 8:], x[..., :8]), dim=-1) * sin[:, None]
         for bound in (None, int(pos.max()) + 1):
             assert torch.equal(apply_rope(x, *table.lookup(pos, bound)), want)
+            xb = x.bfloat16()  # rotated in fp32, rounded back
+            rolled = torch.cat((-xb[..., 8:], xb[..., :8]), dim=-1).float()
+            want_b = (xb.float() * cos[:, None] + rolled * sin[:, None]).bfloat16()
+            assert torch.equal(apply_rope(xb, *table.lookup(pos, bound)), want_b)
+        if pos.shape[0] == 1 and bool((pos[0] == torch.arange(pos.shape[1])).all()):  # contiguous: a view
+            assert torch.equal(apply_rope(x, *table.span(0, pos.shape[1], x.device)), want)
 
 
 @pytest.mark.parametrize("k,n", [(128, 64), (768, 1280), (2048, 768), (100, 32)])
