@@ -179,6 +179,7 @@ def throughput(num_rows: int, rows_per_step: int = 2, seq_len: int = 16_384, max
         assert items[key].num_tokens == sizes[key][0]
     keys = sorted(items)  # stream order
     per_step = max(1, round(len(keys) * rows_per_step / num_rows))
+    trees = [items[key] for key in keys]
     flat = [c for key in keys for c in convs[key]]
 
     def padded(seqs, k):
@@ -188,13 +189,13 @@ def throughput(num_rows: int, rows_per_step: int = 2, seq_len: int = 16_384, max
               for i in range(0, num_rows, rows_per_step)]
     modes = {"packed": ("packed", rows_per_step, packed, False)}
     for k in (per_step, max(1, per_step // 2)):
-        modes[f"dense{k}"] = ("pad to longest", k, padded([items[key] for key in keys], k), True)
-        modes[f"ours{k}"] = ("pad to longest", k, padded([items[key] for key in keys], k), False)
+        modes[f"dense{k}"] = ("pad to longest", k, padded(trees, k), True)
+        modes[f"ours{k}"] = ("pad to longest", k, padded(trees, k), False)
     modes["flat-dense"] = ("pad to longest, no message trees", per_step, padded(flat, per_step), True)
     modes["flat-ours"] = ("pad to longest, no message trees", per_step, padded(flat, per_step), False)
     segments = attention._attend_segments
 
-    def step(batch, dense: bool) -> tuple[int, int]:
+    def step(batch, dense: bool) -> int:
         attention._attend_segments = official_dense_attention if dense else segments
         try:
             b = collate(batch)
@@ -204,9 +205,9 @@ def throughput(num_rows: int, rows_per_step: int = 2, seq_len: int = 16_384, max
             opt.zero_grad()
         finally:
             attention._attend_segments = segments
-        return b.num_examples, b.input_ids.numel()
+        return b.input_ids.numel()
 
-    out = {m: {"sequences": 0, "slots": 0, "seconds": 0.0, "load": ForeignLoad()} for m in modes}
+    out = {m: {"slots": 0, "seconds": 0.0, "load": ForeignLoad()} for m in modes}
     whole = ForeignLoad()
     with whole:
         for m, (_, _, batches, dense) in modes.items():
@@ -215,22 +216,21 @@ def throughput(num_rows: int, rows_per_step: int = 2, seq_len: int = 16_384, max
             for batch in batches:
                 t0 = time.perf_counter()
                 with out[m]["load"]:
-                    n, slots = step(batch, dense)
+                    slots = step(batch, dense)
                 out[m]["seconds"] += time.perf_counter() - t0
-                out[m]["sequences"] += n
                 out[m]["slots"] += slots
     for m, (label, k, batches, dense) in modes.items():
         o = out[m]
-        seqs = [s[0] for b in batches for s in b] if label != "packed" else list(items.values())
+        seqs = [s[0] for b in batches for s in b] if label != "packed" else trees
         o.update(label=label, per_step=k, dense=dense, steps=len(batches), examples_per_s=len(keys) / o["seconds"],
                  real=sum(s.num_tokens for s in seqs), token_fill=sum(s.num_tokens for s in seqs) / o["slots"],
                  load=o["load"].summary())
         # attention work: sum L_i^2 with per-example attention, B * S_max^2 with the dense mask
         o["pairs"] = sum(s.num_tokens ** 2 for s in seqs) if not dense else \
             sum(len(b) * max(r[0].num_tokens for r in b) ** 2 for b in batches)
-    return {"modes": out, "examples": len(keys), "conversations": len(flat),
-            "tokens": sum(it.num_tokens for it in items.values()), "rows": num_rows, "rows_per_step": rows_per_step,
-            "row_fill": sum(it.num_tokens for it in items.values()) / (num_rows * seq_len),
+    tokens = sum(it.num_tokens for it in trees)
+    return {"modes": out, "examples": len(keys), "conversations": len(flat), "tokens": tokens, "rows": num_rows,
+            "rows_per_step": rows_per_step, "row_fill": tokens / (num_rows * seq_len),
             "foreign": whole.samples[0], "seconds": sum(o["seconds"] for o in out.values())}
 
 
@@ -272,6 +272,7 @@ def main() -> None:
               f"{o['pairs'] / 1e9:.2f}G | {o['examples_per_s']:.3f} | {p / o['examples_per_s']:.2f}x | {o['load']} |")
     print(f"\ntimed steps {r['seconds']:.0f} s; other processes used {r['foreign']:.2f} cores on average during "
           f"the measurement, warm-ups included (of {os.cpu_count()})")
+
 
 if __name__ == "__main__":
     main()
